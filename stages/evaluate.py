@@ -1,0 +1,50 @@
+"""evaluate: the final agent drives the real CarRacing-v3 from frame 0 on held-out seeds.
+
+    python -m stages.evaluate METRICS.json SCORES.tsv VIDEO_DIR VAE.eqx RNN.eqx CTRL.eqx
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from stages.common import run_stage
+from wm_core.checkpoint import read_header
+from wm_core.evaluate import score_summary
+from wm_core.metrics import write_json, write_tsv
+from wm_core.rollout import run_episodes
+from wm_core.video import write_mp4
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("metrics")
+    ap.add_argument("scores")
+    ap.add_argument("video_dir")
+    ap.add_argument("models", nargs=3, metavar="MODEL")
+    args = ap.parse_args(argv)
+
+    def body(p) -> None:
+        e = p.evaluate
+        seeds = list(range(e.seed0, e.seed0 + e.episodes))
+        spec = ("agent", *args.models, 0.0)
+        eps = run_episodes(spec, seeds, p.env.max_steps, e.workers, "evaluate")
+        summary = score_summary(eps)
+        summary["dream_return"] = float(read_header(args.models[2])["info"]["dream_return"])
+        write_json(args.metrics, summary)
+        write_tsv(args.scores, [{"episode": i, "seed": ep["seed"], "score": float(ep["reward"].sum())}
+                                for i, ep in enumerate(eps)])
+        # Rerun the best and the worst episode with raw frames (driving is deterministic).
+        ranked = sorted(eps, key=lambda ep: float(ep["reward"].sum()))
+        picks = {"worst": ranked[0]["seed"], "best": ranked[-1]["seed"]}
+        replays = run_episodes(spec, list(picks.values()), p.env.max_steps, 1, "video", keep_raw=True)
+        out = Path(args.video_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for (name, seed), ep in zip(picks.items(), replays):
+            write_mp4(out / f"{name}_seed{seed}.mp4", ep["raw"])
+
+    run_stage("evaluate", body)
+
+
+if __name__ == "__main__":
+    main()

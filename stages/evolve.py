@@ -1,0 +1,77 @@
+"""evolve: CMA-ES on the linear controller, entirely inside M's dream.
+
+    python -m stages.evolve CTRL.eqx METRICS.json CURVE.tsv RNN.eqx LATENTS.zarr [...] [--init PREV_CTRL.eqx]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from stages.common import run_stage
+from wm_core.checkpoint import load_model, save_model
+from wm_core.controller import Controller
+from wm_core.data import concat, read_dataset
+from wm_core.dream import make_population_returns, sample_starts
+from wm_core.es import evolve
+from wm_core.mdrnn import MDNRNN
+from wm_core.metrics import write_json, write_tsv
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("model")
+    ap.add_argument("metrics")
+    ap.add_argument("curve")
+    ap.add_argument("rnn")
+    ap.add_argument("latents", nargs="+")
+    ap.add_argument("--init", help="previous round's controller: CMA-ES starts from it")
+    ap.add_argument("--round", default="0")
+    args = ap.parse_args(argv)
+
+    def body(p) -> None:
+        rnn, _ = load_model(args.rnn, "mdrnn", MDNRNN)
+        data = concat([read_dataset(path) for path in args.latents])
+        rnd = int(args.round)
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(p.seed), 3), rnd)
+        if args.init:
+            ctrl = load_model(args.init, "controller", Controller)[0]
+            generations = p.evolve.round_generations
+        else:
+            ctrl = Controller(rnn.z_dim, rnn.hidden, key=jax.random.fold_in(key, 0))
+            generations = p.evolve.generations
+        flat0, unravel = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
+        returns = make_population_returns(ctrl, p.dream.temperature, p.dream.horizon)
+
+        def fitness(pop: np.ndarray, gen: int) -> np.ndarray:
+            rng = np.random.default_rng([p.seed, rnd, gen])
+            starts = sample_starts(data, p.evolve.rollouts, p.dream.warmup, rng)
+            r = returns(rnn, jnp.asarray(pop, jnp.float32), starts, jax.random.fold_in(key, gen + 1))
+            return np.asarray(r).mean(axis=1)
+
+        if generations > 0:
+            best, best_f, curve = evolve(np.asarray(flat0), fitness, sigma0=p.evolve.sigma0,
+                                         popsize=p.evolve.popsize, generations=generations,
+                                         seed=p.seed + 1000 * rnd)
+        else:
+            best, best_f, curve = np.asarray(flat0), float(fitness(np.asarray(flat0)[None], 0)[0]), []
+        ctrl = eqx.combine(unravel(jnp.asarray(best, jnp.float32)),
+                           eqx.filter(ctrl, eqx.is_array, inverse=True))
+        info = {"dream_return": best_f, "generations": generations, "round": args.round,
+                "dream": dataclasses.asdict(p.dream), "evolve": dataclasses.asdict(p.evolve)}
+        save_model(args.model, ctrl, "controller", {"z_dim": rnn.z_dim, "hidden": rnn.hidden}, info)
+        write_json(args.metrics, {"dream_return": best_f, "generations": generations})
+        write_tsv(args.curve, curve or [{"generation": 0, "best": best_f, "mean": best_f,
+                                         "best_ever": best_f, "sigma": 0.0}])
+
+    run_stage("evolve", body)
+
+
+if __name__ == "__main__":
+    main()

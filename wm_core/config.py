@@ -1,0 +1,278 @@
+"""Typed, frozen views of params.yaml: one dataclass per top-level section.
+
+Fields have no defaults, so a missing or unknown key fails before any work starts, with one
+line naming the key. Ranges are checked in ``__post_init__``. Stages read only the sections
+they list under ``params:`` in dvc.yaml.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from wm_core.errors import ParamsError  # noqa: F401  (re-exported)
+
+PARAMS_ENV = "WM_PARAMS"  # tests point stages at another params file through this
+
+
+
+
+def _check(ok: bool, key: str, what: str) -> None:
+    if not ok:
+        raise ParamsError(f"params: {key} must be {what}")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    max_steps: int  # episode cap; CarRacing-v3's own TimeLimit is 1000
+
+    def __post_init__(self):
+        _check(1 <= self.max_steps <= 1000, "env.max_steps", "in [1, 1000]")
+
+
+@dataclass(frozen=True)
+class RandomConfig:
+    seed0: int  # episode i runs on track seed seed0 + i
+    episodes: int
+    dt: float  # Brownian step: a_{t+1} = clip(a_t + sqrt(dt) * N(0, I))
+
+    def __post_init__(self):
+        _check(self.seed0 >= 0, "collect.random.seed0", ">= 0")
+        _check(self.episodes >= 1, "collect.random.episodes", ">= 1")
+        _check(0 < self.dt <= 1, "collect.random.dt", "in (0, 1]")
+
+
+HEURISTIC_MODES = ("plain", "recovery", "aggressive")
+
+
+@dataclass(frozen=True)
+class HeuristicConfig:
+    seed0: int
+    episodes: dict[str, int]  # mode -> episodes; modes are HEURISTIC_MODES
+
+    def __post_init__(self):
+        _check(self.seed0 >= 0, "collect.heuristic.seed0", ">= 0")
+        for mode, n in self.episodes.items():
+            _check(mode in HEURISTIC_MODES, f"collect.heuristic.episodes.{mode}",
+                   f"one of {', '.join(HEURISTIC_MODES)}")
+            _check(isinstance(n, int) and n >= 0, f"collect.heuristic.episodes.{mode}",
+                   "an int >= 0")
+        _check(sum(self.episodes.values()) >= 1, "collect.heuristic.episodes", "> 0 in total")
+
+
+@dataclass(frozen=True)
+class OnpolicyConfig:
+    seed0: int  # round k, episode i runs on seed seed0 + 1000 * k + i
+    episodes: int
+    noise: float  # std of Gaussian exploration noise added to the controller's action
+
+    def __post_init__(self):
+        _check(self.seed0 >= 0, "collect.onpolicy.seed0", ">= 0")
+        _check(1 <= self.episodes <= 1000, "collect.onpolicy.episodes", "in [1, 1000]")
+        _check(self.noise >= 0, "collect.onpolicy.noise", ">= 0")
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    workers: int
+    random: RandomConfig
+    heuristic: HeuristicConfig
+    onpolicy: OnpolicyConfig
+
+    def __post_init__(self):
+        _check(self.workers >= 1, "collect.workers", ">= 1")
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    z_dim: int
+    kl_tolerance: float  # free bits: KL floored at kl_tolerance * z_dim nats per image
+    lr: float
+    batch_size: int
+    steps: int
+    log_every: int
+
+    def __post_init__(self):
+        _check(self.z_dim >= 1, "vae.z_dim", ">= 1")
+        _check(self.kl_tolerance >= 0, "vae.kl_tolerance", ">= 0")
+        _check(self.lr > 0, "vae.lr", "> 0")
+        _check(self.batch_size >= 1, "vae.batch_size", ">= 1")
+        _check(self.steps >= 1, "vae.steps", ">= 1")
+        _check(self.log_every >= 1, "vae.log_every", ">= 1")
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    hidden: int
+    mixtures: int
+    seq_len: int
+    batch_size: int
+    lr: float
+    grad_clip: float
+    steps: int  # round 0
+    round_steps: int  # rounds >= 1, warm-started from the previous round
+    reward_optimism_weight: float  # weight of squared error when predicted r > actual r
+    done_pos_weight: float  # BCE weight of the rare done=1 frames
+    log_every: int
+
+    def __post_init__(self):
+        for k in ("hidden", "mixtures", "seq_len", "batch_size", "steps", "log_every"):
+            _check(getattr(self, k) >= 1, f"rnn.{k}", ">= 1")
+        _check(self.round_steps >= 0, "rnn.round_steps", ">= 0")
+        _check(self.lr > 0, "rnn.lr", "> 0")
+        _check(self.grad_clip > 0, "rnn.grad_clip", "> 0")
+        _check(self.reward_optimism_weight >= 1, "rnn.reward_optimism_weight", ">= 1")
+        _check(self.done_pos_weight > 0, "rnn.done_pos_weight", "> 0")
+
+
+@dataclass(frozen=True)
+class DreamConfig:
+    temperature: float  # Ha's: mixture logits / tau, sigma * sqrt(tau)
+    horizon: int
+    warmup: int  # real steps that warm h up before the dream starts
+
+    def __post_init__(self):
+        _check(self.temperature > 0, "dream.temperature", "> 0")
+        _check(self.horizon >= 1, "dream.horizon", ">= 1")
+        _check(self.warmup >= 0, "dream.warmup", ">= 0")
+
+
+@dataclass(frozen=True)
+class EvolveConfig:
+    popsize: int
+    rollouts: int  # dreams per member; fitness is their mean
+    sigma0: float
+    generations: int  # round 0
+    round_generations: int  # rounds >= 1, started from the previous round's controller
+
+    def __post_init__(self):
+        _check(self.popsize >= 2, "evolve.popsize", ">= 2")
+        _check(self.rollouts >= 1, "evolve.rollouts", ">= 1")
+        _check(self.sigma0 > 0, "evolve.sigma0", "> 0")
+        _check(self.generations >= 1, "evolve.generations", ">= 1")
+        _check(self.round_generations >= 0, "evolve.round_generations", ">= 0")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    seed0: int  # held-out tracks: seed0 .. seed0 + episodes - 1
+    episodes: int
+    workers: int
+    round: str  # whose agent is scored: normally the last round
+
+    def __post_init__(self):
+        _check(self.seed0 >= 0, "evaluate.seed0", ">= 0")
+        _check(self.episodes >= 1, "evaluate.episodes", ">= 1")
+        _check(self.workers >= 1, "evaluate.workers", ">= 1")
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    env: EnvConfig
+    collect: CollectConfig
+    vae: VAEConfig
+    rnn: RNNConfig
+    dream: DreamConfig
+    evolve: EvolveConfig
+    evaluate: EvaluateConfig
+    rounds: dict[str, dict[str, str]]  # round id -> {prev: previous round id}
+
+    def __post_init__(self):
+        _check(len(self.rounds) >= 1, "rounds", "a mapping with at least one round")
+        for rid, spec in self.rounds.items():
+            _check(str(rid).isdigit() and int(rid) >= 1, f"rounds.{rid}", "keyed by ids >= 1")
+            _check(set(spec) == {"prev"}, f"rounds.{rid}", "a mapping {prev: <round id>}")
+            prev = str(spec["prev"])
+            _check(prev == "0" or prev in self.rounds, f"rounds.{rid}.prev",
+                   "'0' or an id in rounds")
+            _check(int(prev) < int(rid), f"rounds.{rid}.prev", "an earlier round")
+        _check(self.evaluate.round == "0" or self.evaluate.round in self.rounds,
+               "evaluate.round", "'0' or an id in rounds")
+        self._check_seed_overlap()
+
+    def collection_seeds(self) -> dict[str, range]:
+        c = self.collect
+        seeds = {
+            "collect.random": range(c.random.seed0, c.random.seed0 + c.random.episodes),
+            "collect.heuristic": range(
+                c.heuristic.seed0, c.heuristic.seed0 + sum(c.heuristic.episodes.values())
+            ),
+        }
+        for rid in self.rounds:
+            s0 = onpolicy_seed0(c.onpolicy, rid)
+            seeds[f"collect.onpolicy@{rid}"] = range(s0, s0 + c.onpolicy.episodes)
+        return seeds
+
+    def _check_seed_overlap(self) -> None:
+        ev = range(self.evaluate.seed0, self.evaluate.seed0 + self.evaluate.episodes)
+        for name, seeds in self.collection_seeds().items():
+            overlap = max(seeds.start, ev.start) < min(seeds.stop, ev.stop)
+            _check(not overlap, "evaluate.seed0",
+                   f"such that evaluation seeds [{ev.start}, {ev.stop}) avoid {name} seeds "
+                   f"[{seeds.start}, {seeds.stop})")
+
+
+def onpolicy_seed0(cfg: OnpolicyConfig, round_id: str) -> int:
+    return cfg.seed0 + 1000 * int(round_id)
+
+
+def _build(cls: Any, data: Any, key: str) -> Any:
+    """Build dataclass ``cls`` from a YAML mapping, checking keys and leaf types."""
+    if not isinstance(data, dict):
+        raise ParamsError(f"params: {key} must be a mapping")
+    names = {f.name for f in dataclasses.fields(cls)}
+    prefix = f"{key}." if key else ""
+    for k in data:
+        if k not in names:
+            raise ParamsError(f"params: unknown key {prefix}{k} (allowed: {', '.join(sorted(names))})")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            raise ParamsError(f"params: missing key {prefix}{f.name}")
+        kwargs[f.name] = _coerce(hints[f.name], data[f.name], f"{prefix}{f.name}")
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    origin = typing.get_origin(tp)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"params: {key} must be a mapping")
+        _, vt = typing.get_args(tp)
+        return {str(k): _coerce(vt, v, f"{key}.{k}") for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(tp, type) and (not isinstance(value, tp) or isinstance(value, bool) and tp is not bool):
+        raise ParamsError(f"params: {key} must be {tp.__name__}, got {value!r}")
+    if isinstance(tp, types.UnionType):
+        raise TypeError(f"unsupported annotation for {key}")
+    return value
+
+
+def params_path(path: str | os.PathLike | None = None) -> Path:
+    return Path(path or os.environ.get(PARAMS_ENV, "params.yaml"))
+
+
+def load_params(path: str | os.PathLike | None = None) -> Params:
+    """Load and validate the whole params file (every stage does this first)."""
+    p = params_path(path)
+    try:
+        with open(p) as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ParamsError(f"params: file {p} not found") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"params: {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    return _build(Params, raw, "")

@@ -1,0 +1,47 @@
+"""CMA-ES (pycma) on the host; fitness of the whole population comes from one jitted call.
+
+pycma minimises, so the sign is flipped exactly once, at ``tell``. The best-ever member
+(by its generation's mean dream return) is kept, not the last generation's mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import warnings
+
+import numpy as np
+from jaxtyping import Float
+from tqdm import tqdm
+
+with warnings.catch_warnings():  # pycma warns when matplotlib (plots only) is absent
+    warnings.simplefilter("ignore")
+    import cma
+
+
+def evolve(x0: Float[np.ndarray, " n"], fitness: Callable[[np.ndarray, int], np.ndarray], *,
+           sigma0: float, popsize: int, generations: int, seed: int,
+           on_generation: Callable[[int, np.ndarray], dict] | None = None):
+    """Maximise ``fitness(pop (P, n), generation) -> (P,)``. Returns (best_x, best_f, curve)."""
+    es = cma.CMAEvolutionStrategy(
+        np.asarray(x0, np.float64), sigma0,
+        {"popsize": popsize, "seed": seed + 1, "verbose": -9, "CMA_diagonal": False},
+    )  # pycma treats seed 0 as "random": offset by one keeps every seed deterministic
+    best_x, best_f, curve = np.asarray(x0, np.float64), -np.inf, []
+    bar = tqdm(range(generations), desc="evolve", mininterval=2.0)
+    for gen in bar:
+        pop = np.stack(es.ask())
+        f = np.asarray(fitness(pop, gen), np.float64)
+        if not np.all(np.isfinite(f)):
+            raise FloatingPointError(f"evolve: non-finite dream return in generation {gen}")
+        es.tell(list(pop), list(-f))
+        i = int(np.argmax(f))
+        if f[i] > best_f:
+            best_x, best_f = pop[i].copy(), float(f[i])
+        row = {"generation": gen, "best": float(f[i]), "mean": float(f.mean()),
+               "best_ever": best_f, "sigma": float(es.sigma)}
+        if on_generation is not None:
+            row |= on_generation(gen, best_x)
+        curve.append(row)
+        bar.set_postfix(best=f"{best_f:.1f}", mean=f"{f.mean():.1f}")
+    return best_x, best_f, curve

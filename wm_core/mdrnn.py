@@ -1,0 +1,83 @@
+"""M: an MDN-RNN. LSTM over [z_t, a_t]; from h_{t+1} it predicts z_{t+1}, r_t and done_t.
+
+* z_{t+1}: a K-component Gaussian mixture **per latent dimension** (Ha's factored form,
+  output z*K*3), so each dimension has its own mixture weights.
+* r_t: the reward the env pays for a_t (a scalar regression head, trained with an asymmetric
+  squared error that punishes over-prediction: the design's anti-"delusion" loss).
+* done_t: a logit for "the episode terminated after a_t" (lap end, left the playfield).
+
+Temperature follows Ha (carracing/rnn/rnn.py ``sample_sequence``): mixture logits are divided
+by tau and the Gaussian's sigma is multiplied by sqrt(tau).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+LOG_SIGMA_MIN, LOG_SIGMA_MAX = -7.0, 2.0  # bounded: the NLL cannot run away to -1e22
+
+
+class MDNRNN(eqx.Module):
+    cell: eqx.nn.LSTMCell
+    head: eqx.nn.Linear
+    z_dim: int = eqx.field(static=True)
+    mixtures: int = eqx.field(static=True)
+    hidden: int = eqx.field(static=True)
+
+    def __init__(self, z_dim: int, hidden: int, mixtures: int, *, key: PRNGKeyArray):
+        ckey, hkey = jax.random.split(key)
+        self.z_dim, self.hidden, self.mixtures = z_dim, hidden, mixtures
+        self.cell = eqx.nn.LSTMCell(z_dim + 3, hidden, key=ckey)
+        self.head = eqx.nn.Linear(hidden, 3 * z_dim * mixtures + 2, key=hkey)
+
+    def init_carry(self) -> tuple[Float[Array, " h"], Float[Array, " h"]]:
+        return jnp.zeros(self.hidden), jnp.zeros(self.hidden)
+
+    def step(self, z: Float[Array, " z"], a: Float[Array, " 3"], carry):
+        """One LSTM step on [z_t, a_t]: (h_t, c_t) -> (h_{t+1}, c_{t+1})."""
+        return self.cell(jnp.concatenate([z, a]), carry)
+
+    def heads(self, h: Float[Array, " h"]):
+        """-> logits (z, K), mu (z, K), log_sigma (z, K), reward (), done_logit ()."""
+        out = self.head(h)
+        zk = self.z_dim * self.mixtures
+        logits, mu, log_sigma = (out[i * zk:(i + 1) * zk].reshape(self.z_dim, self.mixtures)
+                                 for i in range(3))
+        log_sigma = jnp.clip(log_sigma, LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+        return logits, mu, log_sigma, out[-2], out[-1]
+
+    def unroll(self, z_seq: Float[Array, "T z"], a_seq: Float[Array, "T 3"]):
+        """Teacher-forced pass over a sequence from a zero state: outputs of heads per step."""
+        def step(carry, za):
+            carry = self.step(*za, carry)
+            return carry, self.heads(carry[0])
+        _, outs = jax.lax.scan(step, self.init_carry(), (z_seq, a_seq))
+        return outs
+
+
+def mdn_logprob(logits: Float[Array, "z K"], mu: Float[Array, "z K"], log_sigma: Float[Array, "z K"],
+                z_next: Float[Array, " z"]) -> Float[Array, ""]:
+    """Mean over dimensions of log p(z_next) under the per-dimension mixtures (log-sum-exp)."""
+    log_n = (-0.5 * ((z_next[:, None] - mu) / jnp.exp(log_sigma)) ** 2 - log_sigma
+             - 0.5 * jnp.log(2 * jnp.pi))
+    return jax.nn.logsumexp(jax.nn.log_softmax(logits, axis=-1) + log_n, axis=-1).mean()
+
+
+def asymmetric_sq_error(pred: Float[Array, "..."], target: Float[Array, "..."],
+                        optimism_weight: float) -> Float[Array, "..."]:
+    """Squared error, multiplied by ``optimism_weight`` where pred > target (optimism)."""
+    err = pred - target
+    return jnp.where(err > 0, optimism_weight, 1.0) * err**2
+
+
+def sample_next(logits, mu, log_sigma, temperature: float, key: PRNGKeyArray) -> Float[Array, " z"]:
+    """Sample z_{t+1} with Ha's temperature: pick a component per dimension from
+    softmax(logits / tau), then draw from N(mu, (sigma * sqrt(tau))^2)."""
+    kkey, nkey = jax.random.split(key)
+    k = jax.random.categorical(kkey, logits / temperature, axis=-1)  # (z,)
+    mu_k = jnp.take_along_axis(mu, k[:, None], axis=-1)[:, 0]
+    sigma_k = jnp.exp(jnp.take_along_axis(log_sigma, k[:, None], axis=-1)[:, 0])
+    return mu_k + sigma_k * jnp.sqrt(temperature) * jax.random.normal(nkey, mu_k.shape)
