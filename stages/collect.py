@@ -42,7 +42,8 @@ def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
             seed += n
             part = run_episodes(("heuristic", mode), seeds, steps, c.workers, f"heuristic/{mode}")
             metrics[mode] = summary(part) | {
-                "excursions": int(sum(e["excursions"] for e in part))}
+                "excursions": int(sum(e["excursions"] for e in part)),
+                "recoveries": int(sum(e["recoveries"] for e in part))}
             eps += part
             labels += [f"heuristic/{mode}"] * n
         return eps, metrics, labels

@@ -79,8 +79,11 @@ class HeuristicPolicy:
         self.rng = np.random.default_rng([seed, 2])
         self.swerve_left = 0  # frames of deliberate swerve remaining
         self.swerve_dir = 0.0
-        self.excursions = 0  # swerves that actually left the road
+        self.calm = 0  # frames on the road since the last swerve
+        self.excursions = 0  # times all four wheels left the road
+        self.recoveries = 0  # times the car came back onto the road
         self._was_on_road = True
+        self._turn = 1.0  # committed turn direction when the target is behind
 
     def _nearest(self, pos) -> int:
         n = len(self.xy)
@@ -94,10 +97,16 @@ class HeuristicPolicy:
         speed = float(np.hypot(*car.linearVelocity))
         n, s = len(self.xy), self.style
         self.idx = self._nearest(pos)
-        target = self.xy[(self.idx + 2 + int(0.2 * speed / TILE)) % n]
+        dist = float(np.linalg.norm(self.xy[self.idx] - pos))
+        # look further ahead when far from the centre line: a near target makes the car orbit it
+        target = self.xy[(self.idx + 2 + int((0.2 * speed + dist) / TILE)) % n]
         fwd = np.array([-math.sin(car.angle), math.cos(car.angle)])
         d = target - pos
         err = math.atan2(fwd[0] * d[1] - fwd[1] * d[0], fwd @ d)  # > 0: target to the left
+        if abs(err) > 2.0:  # target behind: keep turning one way instead of flip-flopping at +-pi
+            err = self._turn * abs(err)
+        else:
+            self._turn = math.copysign(1.0, err)
         steer = -1.5 * err + 0.05 * car.angularVelocity  # steer > 0 turns right; yaw damping
         # speed plan: every corner within 40 tiles caps the speed we may carry now
         j = np.arange(1, 41)
@@ -106,6 +115,8 @@ class HeuristicPolicy:
         v_corner = np.sqrt(s.a_lat * radius)
         v_allowed = np.sqrt(v_corner**2 + 2 * s.a_brake * j * TILE)
         v_target = min(s.v_max, float(v_allowed.min()))
+        if not on_road(env):
+            v_target = min(v_target, 15.0)  # grass has 0.6x grip: come back slowly
         gas = (1.0 if abs(steer) < 0.5 else 0.4) if speed < v_target else 0.0
         brake = 0.6 if speed > v_target + 4 else 0.0
         steer += s.steer_noise * self.rng.standard_normal()
@@ -114,14 +125,16 @@ class HeuristicPolicy:
 
     def _perturb(self, steer, gas, brake, env):
         road = on_road(env)
+        self.excursions += self._was_on_road and not road
+        self.recoveries += road and not self._was_on_road
+        self._was_on_road = road
+        self.calm = self.calm + 1 if road else 0
         if self.swerve_left > 0:
             self.swerve_left -= 1
-            if self._was_on_road and not road:
-                self.excursions += 1
-            self._was_on_road = road
-            return self.swerve_dir, 0.6, 0.0
-        self._was_on_road = road
-        if self.style.perturb_prob and self.rng.random() < self.style.perturb_prob:
-            self.swerve_left = int(self.rng.integers(10, 30))
+            return 0.7 * self.swerve_dir, 0.5, 0.0
+        # swerve again only after the car has been back on the road for a while
+        if self.calm > 60 and self.style.perturb_prob and self.rng.random() < self.style.perturb_prob:
+            self.calm = 0
+            self.swerve_left = int(self.rng.integers(15, 35))
             self.swerve_dir = float(self.rng.choice([-1.0, 1.0]))
         return steer, gas, brake

@@ -61,6 +61,7 @@ def run_episode(env, policy, seed: int, max_steps: int, keep_raw: bool = False) 
     out["seed"] = seed
     out["pred_reward"] = np.asarray(getattr(policy, "pred_reward", []), np.float32)
     out["excursions"] = getattr(policy, "excursions", 0)
+    out["recoveries"] = getattr(policy, "recoveries", 0)
     if keep_raw:
         out["raw"] = np.stack(raw)
     return out

@@ -31,6 +31,7 @@ REWARD_CLIP = (-10.0, 10.0)  # the -100 playfield exit would swamp the squared e
 def make_train_step(loss_fn: Callable, optim: optax.GradientTransformation):
     """One pure step: grads, update, apply, all inside one ``filter_jit`` (traced once)."""
     @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=1)  # a retrace is a bug: shapes must stay fixed
     def train_step(model, opt_state, batch, key):
         (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model, batch, key)
         updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_array))

@@ -1,0 +1,71 @@
+import json
+
+import numpy as np
+import pytest
+
+from conftest import make_episodes
+from wm_core.data import DataError, concat, flip, read_dataset, write_dataset
+
+
+def test_zarr_round_trip(tmp_path, episodes):
+    write_dataset(tmp_path / "d.zarr", episodes)
+    back = read_dataset(tmp_path / "d.zarr")
+    for name in ("obs", "action", "reward", "terminated", "truncated", "episode_ends", "seeds"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(episodes, name))
+        assert getattr(back, name).dtype == getattr(episodes, name).dtype
+    assert back.attrs["policy"] == "test" and back.attrs["schema_version"] == 1
+    assert list(back.lengths) == [30, 12, 45]
+
+
+def test_flip_negates_steering_only_and_mirrors_frames(episodes):
+    f = flip(episodes)
+    np.testing.assert_array_equal(f.action[:, 0], -episodes.action[:, 0])
+    np.testing.assert_array_equal(f.action[:, 1:], episodes.action[:, 1:])
+    np.testing.assert_array_equal(f.obs[:, :, 0], episodes.obs[:, :, -1])
+    np.testing.assert_array_equal(f.reward, episodes.reward)
+    np.testing.assert_array_equal(f.terminated, episodes.terminated)
+    np.testing.assert_array_equal(flip(f).obs, episodes.obs)
+
+
+def test_concat_shifts_episode_index(episodes):
+    both = concat([episodes, episodes])
+    assert list(both.lengths) == [30, 12, 45] * 2
+    assert both.n_frames == 2 * episodes.n_frames
+
+
+def test_missing_array_is_named(tmp_path, episodes):
+    import shutil
+    write_dataset(tmp_path / "d.zarr", episodes)
+    shutil.rmtree(tmp_path / "d.zarr" / "reward")
+    with pytest.raises(DataError, match="missing array 'reward'"):
+        read_dataset(tmp_path / "d.zarr")
+
+
+def test_wrong_dtype_and_bad_index_are_refused(tmp_path):
+    bad = make_episodes()
+    bad.action = bad.action.astype(np.float64)
+    with pytest.raises(DataError, match="'action' is float64"):
+        write_dataset(tmp_path / "d.zarr", bad)
+    bad = make_episodes()
+    bad.episode_ends = bad.episode_ends - 1  # does not end at N
+    with pytest.raises(DataError, match="episode_ends"):
+        write_dataset(tmp_path / "d.zarr", bad)
+    assert not (tmp_path / "d.zarr").exists()  # nothing half-written
+
+
+def test_truncated_chunk_is_reported(tmp_path, episodes):
+    write_dataset(tmp_path / "d.zarr", episodes)
+    chunk = next((tmp_path / "d.zarr" / "obs").rglob("c/*/*/*/*"))
+    chunk.write_bytes(chunk.read_bytes()[:100])
+    with pytest.raises(DataError, match="unreadable"):
+        read_dataset(tmp_path / "d.zarr")
+
+
+def test_schema_version_mismatch(tmp_path, episodes):
+    write_dataset(tmp_path / "d.zarr", episodes)
+    meta_path = tmp_path / "d.zarr" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    meta["attributes"]["schema_version"] = 99
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="schema_version 99"):
+        read_dataset(tmp_path / "d.zarr")

@@ -1,0 +1,59 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+import equinox as eqx
+from conftest import make_episodes
+from wm_core.controller import Controller
+from wm_core.dream import dream_return, make_population_returns, sample_starts
+from wm_core.mdrnn import MDNRNN
+
+
+def test_controller_action_ranges_and_size(key):
+    ctrl = Controller(32, 256, key=key)
+    flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
+    assert flat.shape == (867,)  # Ha's C
+    big = Controller(4, 8, key=key)
+    a = big(jnp.full(4, 50.0), jnp.full(8, -50.0))
+    assert -1 <= float(a[0]) <= 1 and 0 <= float(a[1]) <= 1 and 0 <= float(a[2]) <= 1
+
+
+def never_done(rnn):
+    return eqx.tree_at(lambda m: m.head.bias, rnn, rnn.head.bias.at[-1].set(-10.0))
+
+
+def test_dream_return_deterministic_finite_and_key_dependent(key):
+    rnn = never_done(MDNRNN(4, 8, 2, key=key))
+    ctrl = Controller(4, 8, key=jax.random.fold_in(key, 1))
+    args = (jnp.zeros((3, 4)), jnp.zeros((3, 3)), jnp.ones(4))
+    r1 = dream_return(ctrl, rnn, *args, key, 1.0, 20)
+    r2 = dream_return(ctrl, rnn, *args, key, 1.0, 20)
+    r3 = dream_return(ctrl, rnn, *args, jax.random.fold_in(key, 9), 1.5, 20)
+    assert jnp.isfinite(r1) and r1 == r2 and r1 != r3
+
+
+def test_done_head_ends_the_dream(key):
+    rnn = MDNRNN(4, 8, 2, key=key)
+    ctrl = Controller(4, 8, key=key)
+    # done logit = +10, reward = +1 every step: only the first step pays
+    bias = rnn.head.bias.at[-1].set(10.0).at[-2].set(1.0)
+    weight = rnn.head.weight.at[-2:].set(0.0)
+    rnn = eqx.tree_at(lambda m: (m.head.bias, m.head.weight), rnn, (bias, weight))
+    r = dream_return(ctrl, rnn, jnp.zeros((2, 4)), jnp.zeros((2, 3)), jnp.zeros(4), key, 1.0, 50)
+    assert abs(float(r) - 1.0) < 1e-5
+
+
+def test_population_returns_shape_and_common_random_numbers(key):
+    rnn = never_done(MDNRNN(4, 8, 2, key=key))
+    ctrl = Controller(4, 8, key=key)
+    data = make_episodes(lengths=(30, 20), z_dim=4, frames=False)
+    starts = sample_starts(data, 3, 5, np.random.default_rng(0))
+    assert starts.z_warm.shape == (3, 5, 4) and starts.z0.shape == (3, 4)
+    f = make_population_returns(ctrl, 1.25, 15)
+    flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
+    pop = jnp.stack([flat, flat, flat + 0.5])
+    r = f(rnn, pop, starts, key)
+    assert r.shape == (3, 3)
+    np.testing.assert_array_equal(r[0], r[1])  # same member, same dreams
+    assert not np.array_equal(r[0], r[2])

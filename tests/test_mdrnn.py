@@ -1,0 +1,85 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from conftest import make_episodes
+from wm_core.checkpoint import load_model, save_model
+from wm_core.config import RNNConfig
+from wm_core.mdrnn import MDNRNN, asymmetric_sq_error, mdn_logprob, sample_next
+from wm_core.train import SeqData, fit_mdrnn, mdrnn_loss, sample_windows
+
+CFG = RNNConfig(hidden=16, mixtures=3, seq_len=10, batch_size=4, lr=1e-3, grad_clip=1.0,
+                steps=3, round_steps=2, reward_optimism_weight=5.0, done_pos_weight=10.0,
+                log_every=1)
+
+
+def test_shapes_and_paper_parameter_count(key):
+    rnn = MDNRNN(32, 256, 5, key=key)
+    n = sum(x.size for x in jax.tree.leaves(eqx.filter(rnn, eqx.is_array)))
+    assert n == 422_368 + 2 * 257  # Ha's M plus our reward and done heads
+    logits, mu, log_sigma, r, d = rnn.unroll(jnp.zeros((7, 32)), jnp.zeros((7, 3)))
+    assert logits.shape == mu.shape == log_sigma.shape == (7, 32, 5)
+    assert r.shape == d.shape == (7,)
+
+
+def test_asymmetric_loss_punishes_optimism():
+    target = jnp.array(0.0)
+    over, under = asymmetric_sq_error(jnp.array(1.0), target, 5.0), asymmetric_sq_error(jnp.array(-1.0), target, 5.0)
+    assert float(over) == 5.0 and float(under) == 1.0
+
+
+def test_temperature_follows_ha(key):
+    """logits / tau picks components; sigma * sqrt(tau) spreads the draw."""
+    logits = jnp.log(jnp.array([[0.7, 0.3]]))
+    mu = jnp.array([[-5.0, 5.0]])
+    log_sigma = jnp.log(jnp.array([[0.5, 0.5]]))
+    keys = jax.random.split(key, 4000)
+    def draws(tau):
+        return np.asarray(jax.vmap(lambda k: sample_next(logits, mu, log_sigma, tau, k))(keys))[:, 0]
+    cold, warm = draws(0.05), draws(4.0)
+    assert np.mean(cold < 0) > 0.99  # tau -> 0: the most likely component only
+    p_warm = 0.7 ** 0.25 / (0.7 ** 0.25 + 0.3 ** 0.25)  # softmax(log pi / 4)
+    assert abs(np.mean(warm < 0) - p_warm) < 0.03
+    spread = np.std(warm[warm < 0])
+    assert abs(spread - 0.5 * np.sqrt(4.0)) < 0.1
+
+
+def test_logprob_is_stable_for_far_targets():
+    logits = jnp.zeros((4, 5))
+    mu = jnp.zeros((4, 5))
+    log_sigma = jnp.full((4, 5), -7.0)
+    lp = mdn_logprob(logits, mu, log_sigma, jnp.full((4,), 1e3))
+    assert jnp.isfinite(lp)
+
+
+def test_windows_cover_ends_and_never_truncate_to_shortest(key):
+    data = make_episodes(lengths=(30, 5, 45), z_dim=4, frames=False)
+    seq = SeqData.from_episodes(data)
+    b = sample_windows(seq, 512, 10, key)
+    valid = np.asarray(b["valid"])
+    assert valid.shape == (512, 10)
+    # windows of the 45-frame episode are full length although the shortest has 5 frames
+    assert (valid.sum(1) == 10).any() and (valid.sum(1) < 10).any()
+    # the terminal frame of episode 0 is inside some window, with its done target
+    assert float(b["done"].max()) == 1.0
+    # has_next is off on the last frame of each episode (no z_{t+1} to predict)
+    assert np.all(np.asarray(b["has_next"]) <= valid)
+
+
+def test_loss_finite_gradients_and_fit(key):
+    data = make_episodes(lengths=(30, 12), z_dim=4, frames=False)
+    rnn = MDNRNN(4, CFG.hidden, CFG.mixtures, key=key)
+    batch = sample_windows(SeqData.from_episodes(data), 4, 10, key)
+    (loss, aux), grads = eqx.filter_value_and_grad(mdrnn_loss, has_aux=True)(rnn, batch, CFG)
+    assert jnp.isfinite(loss) and set(aux) == {"nll", "reward_loss", "done_loss"}
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+    model, curve = fit_mdrnn(CFG, data, 3, key=key)
+    assert len(curve) == 3 and all(np.isfinite(r["loss"]) for r in curve)
+
+
+def test_save_load_round_trip(tmp_path, key):
+    rnn = MDNRNN(4, 16, 3, key=key)
+    save_model(tmp_path / "m.eqx", rnn, "mdrnn", {"z_dim": 4, "hidden": 16, "mixtures": 3})
+    back, _ = load_model(tmp_path / "m.eqx", "mdrnn", MDNRNN)
+    assert eqx.tree_equal(rnn, back)

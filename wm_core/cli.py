@@ -1,0 +1,86 @@
+"""``wm``: the user's handle on the pipeline's results.
+
+    wm play [--seeds 1000-1004] [--round K] [--models models] [--video out.mp4]
+    wm check-params [FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from wm_core.errors import WMError
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1000-1004' -> [1000..1004]; '3,7,9' -> [3, 7, 9]; ranges and lists may mix."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad seed range {part!r} (e.g. 1000-1004 or 3,7)") from None
+        if a < 0 or b < a:
+            raise argparse.ArgumentTypeError(f"bad seed range {part!r}: need 0 <= start <= end")
+        seeds += range(a, b + 1)
+    return seeds
+
+
+def play(args) -> None:
+    import numpy as np
+
+    from wm_core.config import load_params
+    from wm_core.rollout import run_episodes
+    from wm_core.video import write_mp4
+
+    p = load_params(args.params)
+    rnd = args.round or p.evaluate.round
+    models = Path(args.models)
+    paths = [models / "vae.eqx", models / f"r{rnd}" / "mdrnn.eqx", models / f"r{rnd}" / "controller.eqx"]
+    for path in paths:
+        if not path.exists():
+            raise WMError(f"{path} not found: run `dvc repro` (or `dvc pull`) first")
+    eps = run_episodes(("agent", *map(str, paths), 0.0), args.seeds, p.env.max_steps,
+                       args.workers, "play", keep_raw=bool(args.video))
+    scores = np.array([float(e["reward"].sum()) for e in eps])
+    for e, s in zip(eps, scores):
+        print(f"seed {e['seed']}: {s:.1f} ({len(e['reward'])} frames)")
+    print(f"mean {scores.mean():.1f} ± {scores.std():.1f} over {len(scores)} episodes (round {rnd})")
+    if args.video:
+        write_mp4(args.video, np.concatenate([e["raw"] for e in eps]))
+        print(f"video: {args.video}")
+
+
+def check_params(args) -> None:
+    from wm_core.config import load_params, params_path
+
+    load_params(args.file)
+    print(f"{params_path(args.file)}: ok")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="wm", description="World Models on CarRacing-v3")
+    sub = ap.add_subparsers(dest="command", required=True)
+    pp = sub.add_parser("play", help="drive a trained agent in the real env, print each score")
+    pp.add_argument("--seeds", type=parse_seeds, default=parse_seeds("1000-1004"))
+    pp.add_argument("--round", help="which round's agent (default: evaluate.round)")
+    pp.add_argument("--models", default="models", help="models directory (default: models)")
+    pp.add_argument("--video", help="write all episodes to this mp4")
+    pp.add_argument("--workers", type=int, default=1)
+    pp.add_argument("--params", help="params file (default: params.yaml)")
+    pp.set_defaults(func=play)
+    cp = sub.add_parser("check-params", help="validate a params file; exit 1 with one line if bad")
+    cp.add_argument("file", nargs="?")
+    cp.set_defaults(func=check_params)
+    args = ap.parse_args(argv)
+    try:
+        args.func(args)
+    except (WMError, RuntimeError) as e:
+        print(f"wm {args.command}: error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
