@@ -1,8 +1,8 @@
 """collect_random / collect_heuristic / collect_onpolicy: drive the real env, write a dataset.
 
-    python -m stages.collect random    OUT.zarr METRICS.json
-    python -m stages.collect heuristic OUT.zarr METRICS.json
-    python -m stages.collect onpolicy  OUT.zarr METRICS.json --round K --models VAE RNN CTRL
+python -m stages.collect random    OUT.zarr METRICS.json
+python -m stages.collect heuristic OUT.zarr METRICS.json
+python -m stages.collect onpolicy  OUT.zarr METRICS.json --round K --models VAE RNN CTRL
 """
 
 from __future__ import annotations
@@ -21,10 +21,15 @@ from wm_core.rollout import run_episodes
 
 def summary(episodes: list[dict]) -> dict:
     ret = np.array([e["reward"].sum() for e in episodes], np.float64)
-    return {"episodes": len(episodes), "frames": int(sum(len(e["reward"]) for e in episodes)),
-            "return_mean": float(ret.mean()), "return_std": float(ret.std()),
-            "return_min": float(ret.min()), "return_max": float(ret.max()),
-            "off_road_frac": float(np.mean(np.concatenate([e["off_road"] for e in episodes])))}
+    return {
+        "episodes": len(episodes),
+        "frames": int(sum(len(e["reward"]) for e in episodes)),
+        "return_mean": float(ret.mean()),
+        "return_std": float(ret.std()),
+        "return_min": float(ret.min()),
+        "return_max": float(ret.max()),
+        "off_road_frac": float(np.mean(np.concatenate([e["off_road"] for e in episodes]))),
+    }
 
 
 def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
@@ -43,7 +48,8 @@ def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
             part = run_episodes(("heuristic", mode), seeds, steps, c.workers, f"heuristic/{mode}")
             metrics[mode] = summary(part) | {
                 "excursions": int(sum(e["excursions"] for e in part)),
-                "recoveries": int(sum(e["recoveries"] for e in part))}
+                "recoveries": int(sum(e["recoveries"] for e in part)),
+            }
             eps += part
             labels += [f"heuristic/{mode}"] * n
         return eps, metrics, labels
@@ -59,7 +65,9 @@ def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("policy", choices=["random", "heuristic", "onpolicy"])
     ap.add_argument("out")
     ap.add_argument("metrics")
@@ -69,8 +77,13 @@ def main(argv: list[str] | None = None) -> None:
 
     def body(p: Params) -> None:
         eps, metrics, labels = collect(args.policy, p, args)
-        attrs = {"policy": args.policy, "episode_policy": labels, "env_id": ENV_ID,
-                 "gymnasium_version": gym_version(), "max_steps": p.env.max_steps}
+        attrs = {
+            "policy": args.policy,
+            "episode_policy": labels,
+            "env_id": ENV_ID,
+            "gymnasium_version": gym_version(),
+            "max_steps": p.env.max_steps,
+        }
         write_dataset(args.out, from_episodes(eps, attrs))
         write_json(args.metrics, metrics)
 

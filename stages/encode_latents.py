@@ -1,6 +1,6 @@
 """encode_latents: mu and log sigma of every frame of the given datasets, in one latents group.
 
-    python -m stages.encode_latents VAE.eqx OUT.zarr DATA.zarr [DATA.zarr ...]
+python -m stages.encode_latents VAE.eqx OUT.zarr DATA.zarr [DATA.zarr ...]
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ def main(argv: list[str] | None = None) -> None:
         vae, _ = load_model(args.vae, "vae", VAE)
         parts = [read_dataset(path) for path in args.data]
         labels = [lab for part in parts for lab in part.attrs.get("episode_policy", [])]
-        merged = concat(parts, attrs={"policy": "latents", "sources": args.data,
-                                      "episode_policy": labels})
+        merged = concat(
+            parts, attrs={"policy": "latents", "sources": args.data, "episode_policy": labels}
+        )
         merged.mu, merged.log_sigma = encode_frames(vae, merged.obs)
         merged.obs = None
         write_dataset(args.out, merged)

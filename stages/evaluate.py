@@ -1,6 +1,6 @@
 """evaluate: the final agent drives the real CarRacing-v3 from frame 0 on held-out seeds.
 
-    python -m stages.evaluate METRICS.json SCORES.tsv VIDEO_DIR VAE.eqx RNN.eqx CTRL.eqx
+python -m stages.evaluate METRICS.json SCORES.tsv VIDEO_DIR VAE.eqx RNN.eqx CTRL.eqx
 """
 
 from __future__ import annotations
@@ -32,12 +32,19 @@ def main(argv: list[str] | None = None) -> None:
         summary = score_summary(eps)
         summary["dream_return"] = float(read_header(args.models[2])["info"]["dream_return"])
         write_json(args.metrics, summary)
-        write_tsv(args.scores, [{"episode": i, "seed": ep["seed"], "score": float(ep["reward"].sum())}
-                                for i, ep in enumerate(eps)])
+        write_tsv(
+            args.scores,
+            [
+                {"episode": i, "seed": ep["seed"], "score": float(ep["reward"].sum())}
+                for i, ep in enumerate(eps)
+            ],
+        )
         # Rerun the best and the worst episode with raw frames (driving is deterministic).
         ranked = sorted(eps, key=lambda ep: float(ep["reward"].sum()))
         picks = {"worst": ranked[0]["seed"], "best": ranked[-1]["seed"]}
-        replays = run_episodes(spec, list(picks.values()), p.env.max_steps, 1, "video", keep_raw=True)
+        replays = run_episodes(
+            spec, list(picks.values()), p.env.max_steps, 1, "video", keep_raw=True
+        )
         out = Path(args.video_dir)
         out.mkdir(parents=True, exist_ok=True)
         for (name, seed), ep in zip(picks.items(), replays):

@@ -1,6 +1,7 @@
 """evolve: CMA-ES on the linear controller, entirely inside M's dream.
 
-    python -m stages.evolve CTRL.eqx METRICS.json CURVE.tsv RNN.eqx LATENTS.zarr [...] [--init PREV_CTRL.eqx]
+python -m stages.evolve CTRL.eqx METRICS.json CURVE.tsv RNN.eqx LATENTS.zarr [...]
+    [--init PREV_CTRL.eqx] [--round K]
 """
 
 from __future__ import annotations
@@ -52,23 +53,45 @@ def main(argv: list[str] | None = None) -> None:
         def fitness(pop: np.ndarray, gen: int) -> np.ndarray:
             rng = np.random.default_rng([p.seed, rnd, gen])
             starts = sample_starts(data, p.evolve.rollouts, p.dream.warmup, rng)
-            r = returns(rnn, jnp.asarray(pop, jnp.float32), starts, jax.random.fold_in(key, gen + 1))
+            r = returns(
+                rnn, jnp.asarray(pop, jnp.float32), starts, jax.random.fold_in(key, gen + 1)
+            )
             return np.asarray(r).mean(axis=1)
 
         if generations > 0:
-            best, best_f, curve = evolve(np.asarray(flat0), fitness, sigma0=p.evolve.sigma0,
-                                         popsize=p.evolve.popsize, generations=generations,
-                                         seed=p.seed + 1000 * rnd)
+            best, best_f, curve = evolve(
+                np.asarray(flat0),
+                fitness,
+                sigma0=p.evolve.sigma0,
+                popsize=p.evolve.popsize,
+                generations=generations,
+                seed=p.seed + 1000 * rnd,
+            )
         else:
-            best, best_f, curve = np.asarray(flat0), float(fitness(np.asarray(flat0)[None], 0)[0]), []
-        ctrl = eqx.combine(unravel(jnp.asarray(best, jnp.float32)),
-                           eqx.filter(ctrl, eqx.is_array, inverse=True))
-        info = {"dream_return": best_f, "generations": generations, "round": args.round,
-                "dream": dataclasses.asdict(p.dream), "evolve": dataclasses.asdict(p.evolve)}
+            best, best_f, curve = (
+                np.asarray(flat0),
+                float(fitness(np.asarray(flat0)[None], 0)[0]),
+                [],
+            )
+        ctrl = eqx.combine(
+            unravel(jnp.asarray(best, jnp.float32)), eqx.filter(ctrl, eqx.is_array, inverse=True)
+        )
+        info = {
+            "dream_return": best_f,
+            "generations": generations,
+            "round": args.round,
+            "dream": dataclasses.asdict(p.dream),
+            "evolve": dataclasses.asdict(p.evolve),
+        }
         save_model(args.model, ctrl, "controller", {"z_dim": rnn.z_dim, "hidden": rnn.hidden}, info)
         write_json(args.metrics, {"dream_return": best_f, "generations": generations})
-        write_tsv(args.curve, curve or [{"generation": 0, "best": best_f, "mean": best_f,
-                                         "best_ever": best_f, "sigma": 0.0}])
+        write_tsv(
+            args.curve,
+            curve
+            or [
+                {"generation": 0, "best": best_f, "mean": best_f, "best_ever": best_f, "sigma": 0.0}
+            ],
+        )
 
     run_stage("evolve", body)
 

@@ -1,6 +1,6 @@
 """flip_augment: mirror every frame left-right and negate steering, for all input datasets.
 
-    python -m stages.flip_augment OUT.zarr IN.zarr [IN.zarr ...]
+python -m stages.flip_augment OUT.zarr IN.zarr [IN.zarr ...]
 """
 
 from __future__ import annotations
@@ -20,9 +20,15 @@ def main(argv: list[str] | None = None) -> None:
     def body(p) -> None:
         parts = [flip(read_dataset(path)) for path in args.inputs]
         labels = [lab for part in parts for lab in part.attrs.get("episode_policy", [])]
-        merged = concat(parts, attrs={"policy": "mirrored", "sources": args.inputs,
-                                      "episode_policy": [f"{lab}/mirrored" for lab in labels],
-                                      "mirrored": True})
+        merged = concat(
+            parts,
+            attrs={
+                "policy": "mirrored",
+                "sources": args.inputs,
+                "episode_policy": [f"{lab}/mirrored" for lab in labels],
+                "mirrored": True,
+            },
+        )
         write_dataset(args.out, merged)
 
     run_stage("flip_augment", body)

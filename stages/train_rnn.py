@@ -1,6 +1,6 @@
 """train_rnn: fit M on latent episodes (round 0 from scratch, later rounds warm-started).
 
-    python -m stages.train_rnn MODEL.eqx METRICS.json CURVE.tsv LATENTS.zarr [...] [--init PREV.eqx]
+python -m stages.train_rnn MODEL.eqx METRICS.json CURVE.tsv LATENTS.zarr [...] [--init PREV.eqx]
 """
 
 from __future__ import annotations
@@ -39,8 +39,11 @@ def main(argv: list[str] | None = None) -> None:
             model, curve = init, [{"step": 0, "loss": float("nan")}]
         hp = {"z_dim": model.z_dim, "hidden": model.hidden, "mixtures": model.mixtures}
         save_model(args.model, model, "mdrnn", hp, {"config": dataclasses.asdict(p.rnn)})
-        write_json(args.metrics, {k: v for k, v in curve[-1].items() if k != "step"}
-                   | {"steps": steps, "frames": data.n_frames})
+        write_json(
+            args.metrics,
+            {k: v for k, v in curve[-1].items() if k != "step"}
+            | {"steps": steps, "frames": data.n_frames},
+        )
         write_tsv(args.curve, curve)
 
     run_stage("train_rnn", body)

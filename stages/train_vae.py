@@ -1,6 +1,6 @@
 """train_vae: fit V on every frame of the given datasets.
 
-    python -m stages.train_vae MODEL.eqx METRICS.json CURVE.tsv DATA.zarr [DATA.zarr ...]
+python -m stages.train_vae MODEL.eqx METRICS.json CURVE.tsv DATA.zarr [DATA.zarr ...]
 """
 
 from __future__ import annotations
@@ -30,11 +30,24 @@ def main(argv: list[str] | None = None) -> None:
         obs = np.concatenate([read_dataset(path).obs for path in args.data])
         key = jax.random.fold_in(jax.random.key(p.seed), 1)
         model, curve = fit_vae(p.vae, obs, key=key)
-        save_model(args.model, model, "vae", {"z_dim": p.vae.z_dim},
-                   {"config": dataclasses.asdict(p.vae), "frames": int(len(obs))})
+        save_model(
+            args.model,
+            model,
+            "vae",
+            {"z_dim": p.vae.z_dim},
+            {"config": dataclasses.asdict(p.vae), "frames": int(len(obs))},
+        )
         last = curve[-1]
-        write_json(args.metrics, {"loss": last["loss"], "recon": last["recon"], "kl": last["kl"],
-                                  "frames": int(len(obs)), "steps": p.vae.steps})
+        write_json(
+            args.metrics,
+            {
+                "loss": last["loss"],
+                "recon": last["recon"],
+                "kl": last["kl"],
+                "frames": int(len(obs)),
+                "steps": p.vae.steps,
+            },
+        )
         write_tsv(args.curve, curve)
 
     run_stage("train_vae", body)

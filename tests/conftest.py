@@ -24,8 +24,10 @@ def make_episodes(lengths=(30, 12, 45), z_dim=None, seed=0, frames=True) -> Epis
     return Episodes(
         obs=rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8) if frames else None,
         action=rng.uniform(-1, 1, (n, 3)).astype(np.float32),
-        reward=rng.normal(size=n).astype(np.float32), terminated=term,
-        truncated=np.zeros(n, bool), episode_ends=np.cumsum(lengths).astype(np.int64),
+        reward=rng.normal(size=n).astype(np.float32),
+        terminated=term,
+        truncated=np.zeros(n, bool),
+        episode_ends=np.cumsum(lengths).astype(np.int64),
         seeds=np.arange(len(lengths), dtype=np.int64),
         mu=rng.normal(size=(n, z_dim)).astype(np.float32) if z_dim else None,
         log_sigma=np.full((n, z_dim), -1.0, np.float32) if z_dim else None,

@@ -24,17 +24,29 @@ def test_shipped_params_are_valid(params):
     assert p.evaluate.round in p.rounds
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda r: r["dream"].update(temprature=1.0), "unknown key dream.temprature"),
-    (lambda r: r["vae"].pop("lr"), "missing key vae.lr"),
-    (lambda r: r["evolve"].update(popsize="64"), "evolve.popsize must be int"),
-    (lambda r: r["collect"]["random"].update(episodes=-3), "collect.random.episodes must be >= 1"),
-    (lambda r: r["dream"].update(temperature=0.0), "dream.temperature must be > 0"),
-    (lambda r: r["evolve"].update(popsize=1), "evolve.popsize must be >= 2"),
-    (lambda r: r["evaluate"].update(seed0=r["collect"]["random"]["seed0"]), "avoid collect.random"),
-    (lambda r: r["rounds"].update({"3": {"prev": "2"}}), "rounds.3.prev"),
-    (lambda r: r["collect"]["heuristic"]["episodes"].update(reckless=3), "heuristic.episodes.reckless"),
-])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda r: r["dream"].update(temprature=1.0), "unknown key dream.temprature"),
+        (lambda r: r["vae"].pop("lr"), "missing key vae.lr"),
+        (lambda r: r["evolve"].update(popsize="64"), "evolve.popsize must be int"),
+        (
+            lambda r: r["collect"]["random"].update(episodes=-3),
+            "collect.random.episodes must be >= 1",
+        ),
+        (lambda r: r["dream"].update(temperature=0.0), "dream.temperature must be > 0"),
+        (lambda r: r["evolve"].update(popsize=1), "evolve.popsize must be >= 2"),
+        (
+            lambda r: r["evaluate"].update(seed0=r["collect"]["random"]["seed0"]),
+            "avoid collect.random",
+        ),
+        (lambda r: r["rounds"].update({"3": {"prev": "2"}}), "rounds.3.prev"),
+        (
+            lambda r: r["collect"]["heuristic"]["episodes"].update(reckless=3),
+            "heuristic.episodes.reckless",
+        ),
+    ],
+)
 def test_bad_params_fail_with_one_line_naming_the_key(tmp_path, mutate, match):
     path = write(tmp_path, mutate)
     with pytest.raises(ParamsError, match=match) as err:
@@ -43,11 +55,19 @@ def test_bad_params_fail_with_one_line_naming_the_key(tmp_path, mutate, match):
 
 
 def test_check_params_command(tmp_path):
-    good = subprocess.run([sys.executable, "-m", "wm_core.cli", "check-params", str(ROOT / "params.yaml")],
-                          capture_output=True, text=True)
+    good = subprocess.run(
+        [sys.executable, "-m", "wm_core.cli", "check-params", str(ROOT / "params.yaml")],
+        capture_output=True,
+        text=True,
+    )
     assert good.returncode == 0, good.stderr
     bad = write(tmp_path, lambda r: r["dream"].update(temperature=-1))
-    out = subprocess.run([sys.executable, "-m", "wm_core.cli", "check-params", str(bad)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "wm_core.cli", "check-params", str(bad)],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 1
-    assert out.stderr.strip().splitlines() == ["wm check-params: error: params: dream.temperature must be > 0"]
+    assert out.stderr.strip().splitlines() == [
+        "wm check-params: error: params: dream.temperature must be > 0"
+    ]

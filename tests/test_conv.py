@@ -15,8 +15,9 @@ def reference_conv_transpose(x, w, b, stride=2):
     out = np.zeros((bsz, (h - 1) * stride + k, (wd - 1) * stride + k, co))
     for i in range(h):
         for j in range(wd):
-            out[:, stride * i:stride * i + k, stride * j:stride * j + k] += np.einsum(
-                "bc,xycd->bxyd", x[:, i, j], w)
+            out[:, stride * i : stride * i + k, stride * j : stride * j + k] += np.einsum(
+                "bc,xycd->bxyd", x[:, i, j], w
+            )
     return out + b
 
 
@@ -38,6 +39,10 @@ def test_conv2d_matches_lax(stride, h):
     x = rng.standard_normal((2, h, h, 3)).astype(np.float32)
     w = rng.standard_normal((4, 4, 3, 8)).astype(np.float32)
     b = rng.standard_normal(8).astype(np.float32)
-    want = jax.lax.conv_general_dilated(x, w, (stride, stride), "VALID",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+    want = (
+        jax.lax.conv_general_dilated(
+            x, w, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+        + b
+    )
     assert np.max(np.abs(np.asarray(conv2d(x, w, b, stride)) - np.asarray(want))) < 1e-4

@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import make_episodes
+
 from wm_core.data import DataError, concat, flip, read_dataset, write_dataset
 
 
@@ -35,6 +35,7 @@ def test_concat_shifts_episode_index(episodes):
 
 def test_missing_array_is_named(tmp_path, episodes):
     import shutil
+
     write_dataset(tmp_path / "d.zarr", episodes)
     shutil.rmtree(tmp_path / "d.zarr" / "reward")
     with pytest.raises(DataError, match="missing array 'reward'"):

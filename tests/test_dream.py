@@ -1,10 +1,10 @@
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from conftest import make_episodes
 from jax.flatten_util import ravel_pytree
 
-import equinox as eqx
-from conftest import make_episodes
 from wm_core.controller import Controller
 from wm_core.dream import dream_return, make_population_returns, sample_starts
 from wm_core.mdrnn import MDNRNN

@@ -2,16 +2,26 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from conftest import make_episodes
+
 from wm_core.checkpoint import load_model, save_model
 from wm_core.config import RNNConfig
 from wm_core.mdrnn import MDNRNN, asymmetric_sq_error, mdn_logprob, sample_next
 from wm_core.train import SeqData, fit_mdrnn, mdrnn_loss, sample_windows
 
-CFG = RNNConfig(hidden=16, mixtures=3, seq_len=10, batch_size=4, lr=1e-3, grad_clip=1.0,
-                steps=3, round_steps=2, reward_optimism_weight=5.0, done_pos_weight=10.0,
-                log_every=1)
+CFG = RNNConfig(
+    hidden=16,
+    mixtures=3,
+    seq_len=10,
+    batch_size=4,
+    lr=1e-3,
+    grad_clip=1.0,
+    steps=3,
+    round_steps=2,
+    reward_optimism_weight=5.0,
+    done_pos_weight=10.0,
+    log_every=1,
+)
 
 
 def test_shapes_and_paper_parameter_count(key):
@@ -25,7 +35,10 @@ def test_shapes_and_paper_parameter_count(key):
 
 def test_asymmetric_loss_punishes_optimism():
     target = jnp.array(0.0)
-    over, under = asymmetric_sq_error(jnp.array(1.0), target, 5.0), asymmetric_sq_error(jnp.array(-1.0), target, 5.0)
+    over, under = (
+        asymmetric_sq_error(jnp.array(1.0), target, 5.0),
+        asymmetric_sq_error(jnp.array(-1.0), target, 5.0),
+    )
     assert float(over) == 5.0 and float(under) == 1.0
 
 
@@ -35,11 +48,15 @@ def test_temperature_follows_ha(key):
     mu = jnp.array([[-5.0, 5.0]])
     log_sigma = jnp.log(jnp.array([[0.5, 0.5]]))
     keys = jax.random.split(key, 4000)
+
     def draws(tau):
-        return np.asarray(jax.vmap(lambda k: sample_next(logits, mu, log_sigma, tau, k))(keys))[:, 0]
+        return np.asarray(jax.vmap(lambda k: sample_next(logits, mu, log_sigma, tau, k))(keys))[
+            :, 0
+        ]
+
     cold, warm = draws(0.05), draws(4.0)
     assert np.mean(cold < 0) > 0.99  # tau -> 0: the most likely component only
-    p_warm = 0.7 ** 0.25 / (0.7 ** 0.25 + 0.3 ** 0.25)  # softmax(log pi / 4)
+    p_warm = 0.7**0.25 / (0.7**0.25 + 0.3**0.25)  # softmax(log pi / 4)
     assert abs(np.mean(warm < 0) - p_warm) < 0.03
     spread = np.std(warm[warm < 0])
     assert abs(spread - 0.5 * np.sqrt(4.0)) < 0.1

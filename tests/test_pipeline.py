@@ -10,14 +10,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EVAL_KEYS = {"score_mean", "score_std", "score_min", "score_max", "episodes", "delusion_rate",
-             "delusion_rate_no_progress", "dream_return", "frac_ge_900"}
+EVAL_KEYS = {
+    "score_mean",
+    "score_std",
+    "score_min",
+    "score_max",
+    "episodes",
+    "delusion_rate",
+    "delusion_rate_no_progress",
+    "dream_return",
+    "frac_ge_900",
+}
 
 
 def sh(*cmd, cwd):
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATE_CHECK": "1"}
     out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    assert out.returncode == 0, (
+        f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    )
     return out.stdout + out.stderr
 
 
@@ -25,9 +36,23 @@ def sh(*cmd, cwd):
 def repo(tmp_path_factory):
     """The project as a user clones it, with the tiny params as params.yaml, after `dvc repro`."""
     path = tmp_path_factory.mktemp("wm") / "repo"
-    shutil.copytree(ROOT, path, ignore=shutil.ignore_patterns(
-        ".git", "data", "models", "videos", "__pycache__", "*.egg-info", ".pytest_cache",
-        "dvc.lock", "metrics", "plots", "tmp"))
+    shutil.copytree(
+        ROOT,
+        path,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            "data",
+            "models",
+            "videos",
+            "__pycache__",
+            "*.egg-info",
+            ".pytest_cache",
+            "dvc.lock",
+            "metrics",
+            "plots",
+            "tmp",
+        ),
+    )
     shutil.copy(ROOT / "tests" / "tiny_params.yaml", path / "params.yaml")
     sh("git", "init", "-q", cwd=path)
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A", cwd=path)
@@ -39,16 +64,30 @@ def repo(tmp_path_factory):
 @pytest.mark.slow
 def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
     path, log = repo
-    for stage in ("collect_random", "collect_heuristic", "flip_augment", "train_vae",
-                  "encode_latents", "train_rnn", "evolve", "collect_onpolicy@1",
-                  "flip_augment_round@1", "encode_latents_round@1", "train_rnn_round@1",
-                  "evolve_round@1", "evaluate"):
+    for stage in (
+        "collect_random",
+        "collect_heuristic",
+        "flip_augment",
+        "train_vae",
+        "encode_latents",
+        "train_rnn",
+        "evolve",
+        "collect_onpolicy@1",
+        "flip_augment_round@1",
+        "encode_latents_round@1",
+        "train_rnn_round@1",
+        "evolve_round@1",
+        "evaluate",
+    ):
         assert f"Running stage '{stage}'" in log
     metrics = json.loads((path / "metrics" / "evaluate.json").read_text())
     assert EVAL_KEYS <= set(metrics)
     assert all(math.isfinite(metrics[k]) for k in EVAL_KEYS)
     assert metrics["episodes"] == 2
-    assert sorted(p.name.split("_")[0] for p in (path / "videos").glob("*.mp4")) == ["best", "worst"]
+    assert sorted(p.name.split("_")[0] for p in (path / "videos").glob("*.mp4")) == [
+        "best",
+        "worst",
+    ]
 
 
 @pytest.mark.slow
@@ -60,9 +99,16 @@ def test_second_repro_does_nothing_and_nothing_stray_is_written(repo):
     # Everything a stage wrote is a declared out: git sees only DVC's bookkeeping,
     # git-tracked metrics/plots, and nothing else.
     untracked = sh("git", "status", "--porcelain", "--untracked-files=all", cwd=path).split("\n")
-    stray = [line[3:] for line in untracked if line.strip()
-             and not (line[3:] == "dvc.lock" or line[3:].endswith(".gitignore")
-                      or line[3:].startswith(("metrics/", "plots/")))]
+    stray = [
+        line[3:]
+        for line in untracked
+        if line.strip()
+        and not (
+            line[3:] == "dvc.lock"
+            or line[3:].endswith(".gitignore")
+            or line[3:].startswith(("metrics/", "plots/"))
+        )
+    ]
     assert stray == []
 
 

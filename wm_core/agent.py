@@ -44,8 +44,13 @@ def load_world(vae_path, rnn_path, ctrl_path):
 class AgentPolicy:
     """Policy interface (reset/act) around V, M, C; records M's reward predictions."""
 
-    def __init__(self, vae_path: str | os.PathLike, rnn_path: str | os.PathLike,
-                 ctrl_path: str | os.PathLike, noise: float = 0.0):
+    def __init__(
+        self,
+        vae_path: str | os.PathLike,
+        rnn_path: str | os.PathLike,
+        ctrl_path: str | os.PathLike,
+        noise: float = 0.0,
+    ):
         self.vae, self.rnn, self.ctrl, self.header = load_world(vae_path, rnn_path, ctrl_path)
         self.noise = noise
 
@@ -62,4 +67,3 @@ class AgentPolicy:
         self.carry, r_pred, _ = _advance(self.rnn, z, jnp.asarray(a), self.carry)
         self.pred_reward.append(float(r_pred))
         return a
-

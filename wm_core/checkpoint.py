@@ -22,12 +22,16 @@ FORMAT = "wm-eqx"
 FORMAT_VERSION = 1
 
 
-
-
-def save_model(path: str | os.PathLike, model: eqx.Module, kind: str, hparams: dict,
-               info: dict | None = None) -> None:
-    header = {"format": FORMAT, "version": FORMAT_VERSION, "kind": kind,
-              "hparams": hparams, "info": info or {}}
+def save_model(
+    path: str | os.PathLike, model: eqx.Module, kind: str, hparams: dict, info: dict | None = None
+) -> None:
+    header = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "kind": kind,
+        "hparams": hparams,
+        "info": info or {},
+    }
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write((json.dumps(header) + "\n").encode())
         eqx.tree_serialise_leaves(f, model)
@@ -43,13 +47,16 @@ def read_header(path: str | os.PathLike) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise CheckpointError(f"model {path}: not a {FORMAT} file (bad header)") from None
     if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
-        raise CheckpointError(f"model {path}: format {header.get('format')} v{header.get('version')}, "
-                              f"expected {FORMAT} v{FORMAT_VERSION}")
+        raise CheckpointError(
+            f"model {path}: format {header.get('format')} v{header.get('version')}, "
+            f"expected {FORMAT} v{FORMAT_VERSION}"
+        )
     return header
 
 
-def load_model(path: str | os.PathLike, kind: str, build: Callable[..., eqx.Module]
-               ) -> tuple[Any, dict]:
+def load_model(
+    path: str | os.PathLike, kind: str, build: Callable[..., eqx.Module]
+) -> tuple[Any, dict]:
     """Load a model saved by ``save_model``; ``build(**hparams, key=...)`` gives the skeleton."""
     header = read_header(path)
     if header["kind"] != kind:

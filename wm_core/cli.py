@@ -1,7 +1,7 @@
 """``wm``: the user's handle on the pipeline's results.
 
-    wm play [--seeds 1000-1004] [--round K] [--models models] [--video out.mp4]
-    wm check-params [FILE]
+wm play [--seeds 1000-1004] [--round K] [--models models] [--video out.mp4]
+wm check-params [FILE]
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ def parse_seeds(text: str) -> list[int]:
         try:
             a, b = int(lo), int(hi or lo)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"bad seed range {part!r} (e.g. 1000-1004 or 3,7)") from None
+            raise argparse.ArgumentTypeError(
+                f"bad seed range {part!r} (e.g. 1000-1004 or 3,7)"
+            ) from None
         if a < 0 or b < a:
             raise argparse.ArgumentTypeError(f"bad seed range {part!r}: need 0 <= start <= end")
         seeds += range(a, b + 1)
@@ -38,16 +40,28 @@ def play(args) -> None:
     p = load_params(args.params)
     rnd = args.round or p.evaluate.round
     models = Path(args.models)
-    paths = [models / "vae.eqx", models / f"r{rnd}" / "mdrnn.eqx", models / f"r{rnd}" / "controller.eqx"]
+    paths = [
+        models / "vae.eqx",
+        models / f"r{rnd}" / "mdrnn.eqx",
+        models / f"r{rnd}" / "controller.eqx",
+    ]
     for path in paths:
         if not path.exists():
             raise WMError(f"{path} not found: run `dvc repro` (or `dvc pull`) first")
-    eps = run_episodes(("agent", *map(str, paths), 0.0), args.seeds, p.env.max_steps,
-                       args.workers, "play", keep_raw=bool(args.video))
+    eps = run_episodes(
+        ("agent", *map(str, paths), 0.0),
+        args.seeds,
+        p.env.max_steps,
+        args.workers,
+        "play",
+        keep_raw=bool(args.video),
+    )
     scores = np.array([float(e["reward"].sum()) for e in eps])
     for e, s in zip(eps, scores):
         print(f"seed {e['seed']}: {s:.1f} ({len(e['reward'])} frames)")
-    print(f"mean {scores.mean():.1f} ± {scores.std():.1f} over {len(scores)} episodes (round {rnd})")
+    print(
+        f"mean {scores.mean():.1f} ± {scores.std():.1f} over {len(scores)} episodes (round {rnd})"
+    )
     if args.video:
         write_mp4(args.video, np.concatenate([e["raw"] for e in eps]))
         print(f"video: {args.video}")

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from wm_core.errors import ParamsError  # noqa: F401  (re-exported)
 
 PARAMS_ENV = "WM_PARAMS"  # tests point stages at another params file through this
-
-
 
 
 def _check(ok: bool, key: str, what: str) -> None:
@@ -59,10 +58,14 @@ class HeuristicConfig:
     def __post_init__(self):
         _check(self.seed0 >= 0, "collect.heuristic.seed0", ">= 0")
         for mode, n in self.episodes.items():
-            _check(mode in HEURISTIC_MODES, f"collect.heuristic.episodes.{mode}",
-                   f"one of {', '.join(HEURISTIC_MODES)}")
-            _check(isinstance(n, int) and n >= 0, f"collect.heuristic.episodes.{mode}",
-                   "an int >= 0")
+            _check(
+                mode in HEURISTIC_MODES,
+                f"collect.heuristic.episodes.{mode}",
+                f"one of {', '.join(HEURISTIC_MODES)}",
+            )
+            _check(
+                isinstance(n, int) and n >= 0, f"collect.heuristic.episodes.{mode}", "an int >= 0"
+            )
         _check(sum(self.episodes.values()) >= 1, "collect.heuristic.episodes", "> 0 in total")
 
 
@@ -190,11 +193,15 @@ class Params:
             _check(str(rid).isdigit() and int(rid) >= 1, f"rounds.{rid}", "keyed by ids >= 1")
             _check(set(spec) == {"prev"}, f"rounds.{rid}", "a mapping {prev: <round id>}")
             prev = str(spec["prev"])
-            _check(prev == "0" or prev in self.rounds, f"rounds.{rid}.prev",
-                   "'0' or an id in rounds")
+            _check(
+                prev == "0" or prev in self.rounds, f"rounds.{rid}.prev", "'0' or an id in rounds"
+            )
             _check(int(prev) < int(rid), f"rounds.{rid}.prev", "an earlier round")
-        _check(self.evaluate.round == "0" or self.evaluate.round in self.rounds,
-               "evaluate.round", "'0' or an id in rounds")
+        _check(
+            self.evaluate.round == "0" or self.evaluate.round in self.rounds,
+            "evaluate.round",
+            "'0' or an id in rounds",
+        )
         self._check_seed_overlap()
 
     def collection_seeds(self) -> dict[str, range]:
@@ -214,9 +221,12 @@ class Params:
         ev = range(self.evaluate.seed0, self.evaluate.seed0 + self.evaluate.episodes)
         for name, seeds in self.collection_seeds().items():
             overlap = max(seeds.start, ev.start) < min(seeds.stop, ev.stop)
-            _check(not overlap, "evaluate.seed0",
-                   f"such that evaluation seeds [{ev.start}, {ev.stop}) avoid {name} seeds "
-                   f"[{seeds.start}, {seeds.stop})")
+            _check(
+                not overlap,
+                "evaluate.seed0",
+                f"such that evaluation seeds [{ev.start}, {ev.stop}) avoid {name} seeds "
+                f"[{seeds.start}, {seeds.stop})",
+            )
 
 
 def onpolicy_seed0(cfg: OnpolicyConfig, round_id: str) -> int:
@@ -231,7 +241,9 @@ def _build(cls: Any, data: Any, key: str) -> Any:
     prefix = f"{key}." if key else ""
     for k in data:
         if k not in names:
-            raise ParamsError(f"params: unknown key {prefix}{k} (allowed: {', '.join(sorted(names))})")
+            raise ParamsError(
+                f"params: unknown key {prefix}{k} (allowed: {', '.join(sorted(names))})"
+            )
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
@@ -254,7 +266,9 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         return float(value)
     if tp is str and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    if isinstance(tp, type) and (not isinstance(value, tp) or isinstance(value, bool) and tp is not bool):
+    if isinstance(tp, type) and (
+        not isinstance(value, tp) or isinstance(value, bool) and tp is not bool
+    ):
         raise ParamsError(f"params: {key} must be {tp.__name__}, got {value!r}")
     if isinstance(tp, types.UnionType):
         raise TypeError(f"unsupported annotation for {key}")

@@ -29,15 +29,17 @@ def _patches(x: Float[Array, "B H W C"], k: int, stride: int) -> Float[Array, "B
     return jnp.concatenate(cols, axis=-1)  # channel order (i, j, c) matches w.reshape
 
 
-def conv2d(x: Float[Array, "B H W Ci"], w: Float[Array, "k k Ci Co"], b: Float[Array, " Co"],
-           stride: int) -> Float[Array, "B Ho Wo Co"]:
+def conv2d(
+    x: Float[Array, "B H W Ci"], w: Float[Array, "k k Ci Co"], b: Float[Array, " Co"], stride: int
+) -> Float[Array, "B Ho Wo Co"]:
     """VALID cross-correlation with a square kernel."""
     k, _, ci, co = w.shape
     return _patches(x, k, stride) @ w.reshape(k * k * ci, co) + b
 
 
-def conv_transpose2d(x: Float[Array, "B H W Ci"], w: Float[Array, "k k Ci Co"],
-                     b: Float[Array, " Co"]) -> Float[Array, "B Ho Wo Co"]:
+def conv_transpose2d(
+    x: Float[Array, "B H W Ci"], w: Float[Array, "k k Ci Co"], b: Float[Array, " Co"]
+) -> Float[Array, "B Ho Wo Co"]:
     """Stride-2 transposed convolution, output (H - 1) * 2 + k, as sub-pixel convolution.
 
     Zero-pad the kernel to an even size 2T; then output phase p of each axis is
@@ -49,8 +51,10 @@ def conv_transpose2d(x: Float[Array, "B H W Ci"], w: Float[Array, "k k Ci Co"],
     w = jnp.pad(w, ((0, 2 * t - k), (0, 2 * t - k), (0, 0), (0, 0)))
     taps = 2 * (t - 1 - jnp.arange(t))  # kernel index for tap s, phase 0
     # (s_y, s_x, ci, p_y, p_x, co): phase kernels side by side on the output axis
-    phases = jnp.stack([jnp.stack([w[taps + py][:, taps + px] for px in (0, 1)], axis=-2)
-                        for py in (0, 1)], axis=-3)
+    phases = jnp.stack(
+        [jnp.stack([w[taps + py][:, taps + px] for px in (0, 1)], axis=-2) for py in (0, 1)],
+        axis=-3,
+    )
     xp = jnp.pad(x, ((0, 0), (t - 1, t - 1), (t - 1, t - 1), (0, 0)))
     y = conv2d(xp, phases.reshape(t, t, ci, 4 * co), jnp.zeros(4 * co, x.dtype), 1)
     bsz, m, n, _ = y.shape

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 from jaxtyping import Bool, Float, Int, UInt8
+
 from wm_core.errors import DataError  # noqa: F401  (re-exported)
 
 SCHEMA_VERSION = 1
@@ -35,8 +36,6 @@ FRAME_SHAPE = (64, 64, 3)
 OBS_CHUNK = 1000
 FLAT_CHUNK = 65536
 STEP_KEYS = ("action", "reward", "terminated", "truncated")
-
-
 
 
 @dataclass
@@ -73,12 +72,19 @@ class Episodes:
 def concat(parts: list[Episodes], attrs: dict | None = None) -> Episodes:
     """Concatenate datasets on the time axis (episode index shifted accordingly)."""
     offsets = np.cumsum([0] + [p.n_frames for p in parts[:-1]])
+
     def cat(name):
         arrays = [getattr(p, name) for p in parts]
         return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
     return Episodes(
-        action=cat("action"), reward=cat("reward"), terminated=cat("terminated"),
-        truncated=cat("truncated"), seeds=cat("seeds"), obs=cat("obs"), mu=cat("mu"),
+        action=cat("action"),
+        reward=cat("reward"),
+        terminated=cat("terminated"),
+        truncated=cat("truncated"),
+        seeds=cat("seeds"),
+        obs=cat("obs"),
+        mu=cat("mu"),
         log_sigma=cat("log_sigma"),
         episode_ends=np.concatenate([p.episode_ends + o for p, o in zip(parts, offsets)]),
         attrs=attrs or {},
@@ -91,11 +97,14 @@ def from_episodes(episodes: list[dict], attrs: dict) -> Episodes:
         raise DataError("no episodes to write")
     cat = lambda k: np.concatenate([e[k] for e in episodes])  # noqa: E731
     return Episodes(
-        obs=cat("obs").astype(np.uint8), action=cat("action").astype(np.float32),
-        reward=cat("reward").astype(np.float32), terminated=cat("terminated").astype(bool),
+        obs=cat("obs").astype(np.uint8),
+        action=cat("action").astype(np.float32),
+        reward=cat("reward").astype(np.float32),
+        terminated=cat("terminated").astype(bool),
         truncated=cat("truncated").astype(bool),
         episode_ends=np.cumsum([len(e["reward"]) for e in episodes]).astype(np.int64),
-        seeds=np.array([e["seed"] for e in episodes], np.int64), attrs=attrs,
+        seeds=np.array([e["seed"] for e in episodes], np.int64),
+        attrs=attrs,
     )
 
 
@@ -149,16 +158,19 @@ def read_dataset(path: str | os.PathLike, *, obs: bool = True) -> Episodes:
         if version != SCHEMA_VERSION:
             raise DataError(f"dataset {path}: schema_version {version}, expected {SCHEMA_VERSION}")
         keys = set(root.array_keys())
+
         def get(name, required=True):
             if name not in keys:
                 if required:
                     raise DataError(f"dataset {path}: missing array '{name}'")
                 return None
             return root[name][...]
+
         data = Episodes(
             **{k: get(k) for k in (*STEP_KEYS, "episode_ends", "seeds")},
             obs=get("obs", required="mu" not in keys) if obs else None,
-            mu=get("mu", required=False), log_sigma=get("log_sigma", required=False),
+            mu=get("mu", required=False),
+            log_sigma=get("log_sigma", required=False),
             attrs=dict(root.attrs),
         )
     except DataError:
@@ -173,9 +185,13 @@ def read_dataset(path: str | os.PathLike, *, obs: bool = True) -> Episodes:
 
 def _validate(d: Episodes, where: str) -> None:
     n = d.n_frames
-    expect = {"action": ((n, 3), np.float32), "reward": ((n,), np.float32),
-              "terminated": ((n,), np.bool_), "truncated": ((n,), np.bool_),
-              "obs": ((n, *FRAME_SHAPE), np.uint8)}
+    expect = {
+        "action": ((n, 3), np.float32),
+        "reward": ((n,), np.float32),
+        "terminated": ((n,), np.bool_),
+        "truncated": ((n,), np.bool_),
+        "obs": ((n, *FRAME_SHAPE), np.uint8),
+    }
     if d.mu is not None:
         expect["mu"] = expect["log_sigma"] = ((n, d.mu.shape[-1]), np.float32)
     for name, (shape, dtype) in expect.items():
@@ -183,12 +199,22 @@ def _validate(d: Episodes, where: str) -> None:
         if arr is None:
             continue
         if arr.shape != shape or arr.dtype != dtype:
-            raise DataError(f"dataset {where}: '{name}' is {arr.dtype}{list(arr.shape)}, "
-                            f"expected {np.dtype(dtype)}{list(shape)}")
+            raise DataError(
+                f"dataset {where}: '{name}' is {arr.dtype}{list(arr.shape)}, "
+                f"expected {np.dtype(dtype)}{list(shape)}"
+            )
     ends = d.episode_ends
-    if ends.ndim != 1 or len(ends) == 0 or ends[-1] != n or np.any(np.diff(ends) <= 0) or ends[0] <= 0:
-        raise DataError(f"dataset {where}: episode_ends does not index the {n} frames "
-                        "(must be increasing, positive, ending at N)")
+    if (
+        ends.ndim != 1
+        or len(ends) == 0
+        or ends[-1] != n
+        or np.any(np.diff(ends) <= 0)
+        or ends[0] <= 0
+    ):
+        raise DataError(
+            f"dataset {where}: episode_ends does not index the {n} frames "
+            "(must be increasing, positive, ending at N)"
+        )
     if d.seeds.shape != ends.shape:
         raise DataError(f"dataset {where}: {len(d.seeds)} seeds for {len(ends)} episodes")
     for name in ("action", "reward", "mu", "log_sigma"):
@@ -204,7 +230,10 @@ def flip(data: Episodes) -> Episodes:
     return Episodes(
         obs=np.ascontiguousarray(data.obs[:, :, ::-1, :]),
         action=data.action * np.array([-1.0, 1.0, 1.0], np.float32),
-        reward=data.reward.copy(), terminated=data.terminated.copy(),
-        truncated=data.truncated.copy(), episode_ends=data.episode_ends.copy(),
-        seeds=data.seeds.copy(), attrs={**data.attrs, "mirrored": True},
+        reward=data.reward.copy(),
+        terminated=data.terminated.copy(),
+        truncated=data.truncated.copy(),
+        episode_ends=data.episode_ends.copy(),
+        seeds=data.seeds.copy(),
+        attrs={**data.attrs, "mirrored": True},
     )

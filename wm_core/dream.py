@@ -20,12 +20,21 @@ from wm_core.data import Episodes
 from wm_core.mdrnn import MDNRNN, sample_next
 
 
-def dream_return(ctrl: Controller, rnn: MDNRNN, z_warm: Float[Array, "W z"],
-                 a_warm: Float[Array, "W 3"], z0: Float[Array, " z"], key: PRNGKeyArray,
-                 temperature: float, horizon: int) -> Float[Array, ""]:
+def dream_return(
+    ctrl: Controller,
+    rnn: MDNRNN,
+    z_warm: Float[Array, "W z"],
+    a_warm: Float[Array, "W 3"],
+    z0: Float[Array, " z"],
+    key: PRNGKeyArray,
+    temperature: float,
+    horizon: int,
+) -> Float[Array, ""]:
     """Total predicted reward of one dream of ``horizon`` steps (masked after done)."""
+
     def warm(carry, za):
         return rnn.step(*za, carry), None
+
     carry, _ = jax.lax.scan(warm, rnn.init_carry(), (z_warm, a_warm))
 
     def step(state, k):
@@ -62,8 +71,11 @@ def sample_starts(data: Episodes, n: int, warmup: int, rng: np.random.Generator)
     idx = t[:, None] - warmup + np.arange(warmup + 1)[None, :]  # (R, W + 1)
     eps = rng.standard_normal((n, data.mu.shape[1])).astype(np.float32)
     z0 = data.mu[t] + np.exp(data.log_sigma[t]) * eps
-    return DreamStarts(z_warm=jnp.asarray(data.mu[idx[:, :-1]]),
-                       a_warm=jnp.asarray(data.action[idx[:, :-1]]), z0=jnp.asarray(z0))
+    return DreamStarts(
+        z_warm=jnp.asarray(data.mu[idx[:, :-1]]),
+        a_warm=jnp.asarray(data.action[idx[:, :-1]]),
+        z0=jnp.asarray(z0),
+    )
 
 
 def make_population_returns(template: Controller, temperature: float, horizon: int):

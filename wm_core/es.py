@@ -6,9 +6,8 @@ pycma minimises, so the sign is flipped exactly once, at ``tell``. The best-ever
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from jaxtyping import Float
@@ -19,12 +18,20 @@ with warnings.catch_warnings():  # pycma warns when matplotlib (plots only) is a
     import cma
 
 
-def evolve(x0: Float[np.ndarray, " n"], fitness: Callable[[np.ndarray, int], np.ndarray], *,
-           sigma0: float, popsize: int, generations: int, seed: int,
-           on_generation: Callable[[int, np.ndarray], dict] | None = None):
+def evolve(
+    x0: Float[np.ndarray, " n"],
+    fitness: Callable[[np.ndarray, int], np.ndarray],
+    *,
+    sigma0: float,
+    popsize: int,
+    generations: int,
+    seed: int,
+    on_generation: Callable[[int, np.ndarray], dict] | None = None,
+):
     """Maximise ``fitness(pop (P, n), generation) -> (P,)``. Returns (best_x, best_f, curve)."""
     es = cma.CMAEvolutionStrategy(
-        np.asarray(x0, np.float64), sigma0,
+        np.asarray(x0, np.float64),
+        sigma0,
         {"popsize": popsize, "seed": seed + 1, "verbose": -9, "CMA_diagonal": False},
     )  # pycma treats seed 0 as "random": offset by one keeps every seed deterministic
     best_x, best_f, curve = np.asarray(x0, np.float64), -np.inf, []
@@ -38,8 +45,13 @@ def evolve(x0: Float[np.ndarray, " n"], fitness: Callable[[np.ndarray, int], np.
         i = int(np.argmax(f))
         if f[i] > best_f:
             best_x, best_f = pop[i].copy(), float(f[i])
-        row = {"generation": gen, "best": float(f[i]), "mean": float(f.mean()),
-               "best_ever": best_f, "sigma": float(es.sigma)}
+        row = {
+            "generation": gen,
+            "best": float(f[i]),
+            "mean": float(f.mean()),
+            "best_ever": best_f,
+            "sigma": float(es.sigma),
+        }
         if on_generation is not None:
             row |= on_generation(gen, best_x)
         curve.append(row)

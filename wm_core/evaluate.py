@@ -17,10 +17,19 @@ def score_summary(episodes: list[dict]) -> dict:
     pred = np.concatenate([e["pred_reward"] for e in episodes])
     off = np.concatenate([e["off_road"] for e in episodes])
     no_progress = ~np.concatenate([e["new_tile"] for e in episodes])
+
     def rate(mask):
         return float(np.mean(pred[mask] > 0)) if mask.any() else 0.0
-    return {"episodes": len(episodes), "score_mean": float(scores.mean()),
-            "score_std": float(scores.std()), "score_min": float(scores.min()),
-            "score_max": float(scores.max()), "frac_ge_900": float(np.mean(scores >= 900)),
-            "delusion_rate": rate(off), "delusion_rate_no_progress": rate(no_progress),
-            "off_road_frames": int(off.sum()), "frames": int(len(off))}
+
+    return {
+        "episodes": len(episodes),
+        "score_mean": float(scores.mean()),
+        "score_std": float(scores.std()),
+        "score_min": float(scores.min()),
+        "score_max": float(scores.max()),
+        "frac_ge_900": float(np.mean(scores >= 900)),
+        "delusion_rate": rate(off),
+        "delusion_rate_no_progress": rate(no_progress),
+        "off_road_frames": int(off.sum()),
+        "frames": int(len(off)),
+    }

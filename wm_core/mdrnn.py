@@ -44,30 +44,41 @@ class MDNRNN(eqx.Module):
         """-> logits (z, K), mu (z, K), log_sigma (z, K), reward (), done_logit ()."""
         out = self.head(h)
         zk = self.z_dim * self.mixtures
-        logits, mu, log_sigma = (out[i * zk:(i + 1) * zk].reshape(self.z_dim, self.mixtures)
-                                 for i in range(3))
+        logits, mu, log_sigma = (
+            out[i * zk : (i + 1) * zk].reshape(self.z_dim, self.mixtures) for i in range(3)
+        )
         log_sigma = jnp.clip(log_sigma, LOG_SIGMA_MIN, LOG_SIGMA_MAX)
         return logits, mu, log_sigma, out[-2], out[-1]
 
     def unroll(self, z_seq: Float[Array, "T z"], a_seq: Float[Array, "T 3"]):
         """Teacher-forced pass over a sequence from a zero state: outputs of heads per step."""
+
         def step(carry, za):
             carry = self.step(*za, carry)
             return carry, self.heads(carry[0])
+
         _, outs = jax.lax.scan(step, self.init_carry(), (z_seq, a_seq))
         return outs
 
 
-def mdn_logprob(logits: Float[Array, "z K"], mu: Float[Array, "z K"], log_sigma: Float[Array, "z K"],
-                z_next: Float[Array, " z"]) -> Float[Array, ""]:
+def mdn_logprob(
+    logits: Float[Array, "z K"],
+    mu: Float[Array, "z K"],
+    log_sigma: Float[Array, "z K"],
+    z_next: Float[Array, " z"],
+) -> Float[Array, ""]:
     """Mean over dimensions of log p(z_next) under the per-dimension mixtures (log-sum-exp)."""
-    log_n = (-0.5 * ((z_next[:, None] - mu) / jnp.exp(log_sigma)) ** 2 - log_sigma
-             - 0.5 * jnp.log(2 * jnp.pi))
+    log_n = (
+        -0.5 * ((z_next[:, None] - mu) / jnp.exp(log_sigma)) ** 2
+        - log_sigma
+        - 0.5 * jnp.log(2 * jnp.pi)
+    )
     return jax.nn.logsumexp(jax.nn.log_softmax(logits, axis=-1) + log_n, axis=-1).mean()
 
 
-def asymmetric_sq_error(pred: Float[Array, "..."], target: Float[Array, "..."],
-                        optimism_weight: float) -> Float[Array, "..."]:
+def asymmetric_sq_error(
+    pred: Float[Array, ...], target: Float[Array, ...], optimism_weight: float
+) -> Float[Array, ...]:
     """Squared error, multiplied by ``optimism_weight`` where pred > target (optimism)."""
     err = pred - target
     return jnp.where(err > 0, optimism_weight, 1.0) * err**2

@@ -30,4 +30,7 @@ def write_tsv(path: str | os.PathLike, rows: list[dict]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         f.write("\t".join(cols) + "\n")
         for r in rows:
-            f.write("\t".join(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + "\n")
+            f.write(
+                "\t".join(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]) for c in cols)
+                + "\n"
+            )

@@ -50,9 +50,13 @@ class DriverStyle:
 STYLES = {
     "plain": DriverStyle(a_lat=45.0, a_brake=45.0, v_max=110.0, steer_noise=0.0, perturb_prob=0.0),
     # swerves push the car onto the grass; the same controller then brings it back
-    "recovery": DriverStyle(a_lat=45.0, a_brake=45.0, v_max=80.0, steer_noise=0.1, perturb_prob=0.012),
+    "recovery": DriverStyle(
+        a_lat=45.0, a_brake=45.0, v_max=80.0, steer_noise=0.1, perturb_prob=0.012
+    ),
     # plans corners with far more grip than the car has and brakes late: slides, spins
-    "aggressive": DriverStyle(a_lat=140.0, a_brake=120.0, v_max=140.0, steer_noise=0.05, perturb_prob=0.0),
+    "aggressive": DriverStyle(
+        a_lat=140.0, a_brake=120.0, v_max=140.0, steer_noise=0.05, perturb_prob=0.0
+    ),
 }
 TILE = 3.5  # approximate tile length along the centre line
 
@@ -133,7 +137,11 @@ class HeuristicPolicy:
             self.swerve_left -= 1
             return 0.7 * self.swerve_dir, 0.5, 0.0
         # swerve again only after the car has been back on the road for a while
-        if self.calm > 60 and self.style.perturb_prob and self.rng.random() < self.style.perturb_prob:
+        if (
+            self.calm > 60
+            and self.style.perturb_prob
+            and self.rng.random() < self.style.perturb_prob
+        ):
             self.calm = 0
             self.swerve_left = int(self.rng.integers(15, 35))
             self.swerve_dir = float(self.rng.choice([-1.0, 1.0]))

@@ -23,12 +23,15 @@ def make_policy(spec: tuple):
     kind = spec[0]
     if kind == "random":
         from wm_core.policies import BrownianPolicy
+
         return BrownianPolicy(dt=spec[1])
     if kind == "heuristic":
         from wm_core.policies import HeuristicPolicy
+
         return HeuristicPolicy(mode=spec[1])
     if kind == "agent":
         from wm_core.agent import AgentPolicy
+
         return AgentPolicy(*spec[1:4], noise=spec[4])
     raise ValueError(f"unknown policy kind {kind!r} (expected random, heuristic or agent)")
 
@@ -37,7 +40,10 @@ def run_episode(env, policy, seed: int, max_steps: int, keep_raw: bool = False) 
     """Drive one episode; obs[t] is the frame before action[t], reward[t] is paid for it."""
     obs, _ = env.reset(seed=seed)
     policy.reset(seed, env)
-    rec = {k: [] for k in ("obs", "action", "reward", "terminated", "truncated", "off_road", "new_tile")}
+    rec = {
+        k: []
+        for k in ("obs", "action", "reward", "terminated", "truncated", "off_road", "new_tile")
+    }
     raw = []
     for t in range(max_steps):
         a = policy.act(obs, env)
@@ -75,8 +81,15 @@ def episode_job(spec: tuple, seed: int, max_steps: int, keep_raw: bool = False) 
     return run_episode(_CACHE["env"], _CACHE[spec], seed, max_steps, keep_raw)
 
 
-def run_episodes(spec: tuple, seeds: list[int], max_steps: int, workers: int,
-                 desc: str, keep_raw: bool = False, timeout_s: float = 1800.0) -> list[dict]:
+def run_episodes(
+    spec: tuple,
+    seeds: list[int],
+    max_steps: int,
+    workers: int,
+    desc: str,
+    keep_raw: bool = False,
+    timeout_s: float = 1800.0,
+) -> list[dict]:
     """Run one episode per seed, on ``workers`` processes; results in the order of ``seeds``."""
     bar = tqdm(total=len(seeds), desc=desc, mininterval=2.0)
     results: dict[int, dict] = {}
@@ -100,12 +113,15 @@ def run_episodes(spec: tuple, seeds: list[int], max_steps: int, workers: int,
                     try:
                         done(seed, fut.result())
                     except Exception as e:
-                        raise RuntimeError(f"{desc}: episode with seed {seed} failed: "
-                                           f"{type(e).__name__}: {e}") from e
+                        raise RuntimeError(
+                            f"{desc}: episode with seed {seed} failed: {type(e).__name__}: {e}"
+                        ) from e
             except cf.TimeoutError:
                 missing = sorted(set(seeds) - set(results))
-                raise RuntimeError(f"{desc}: episodes with seeds {missing[:5]} did not finish "
-                                   f"within {timeout_s:.0f} s") from None
+                raise RuntimeError(
+                    f"{desc}: episodes with seeds {missing[:5]} did not finish "
+                    f"within {timeout_s:.0f} s"
+                ) from None
             finally:
                 for f in futures:
                     f.cancel()

@@ -19,23 +19,23 @@ from tqdm import tqdm
 
 from wm_core.config import RNNConfig, VAEConfig
 from wm_core.data import Episodes
+from wm_core.errors import TrainingError  # noqa: F401  (re-exported)
 from wm_core.mdrnn import MDNRNN, asymmetric_sq_error, mdn_logprob
 from wm_core.vae import VAE, vae_loss
-from wm_core.errors import TrainingError  # noqa: F401  (re-exported)
 
 REWARD_CLIP = (-10.0, 10.0)  # the -100 playfield exit would swamp the squared error
 
 
-
-
 def make_train_step(loss_fn: Callable, optim: optax.GradientTransformation):
     """One pure step: grads, update, apply, all inside one ``filter_jit`` (traced once)."""
+
     @eqx.filter_jit
     @eqx.debug.assert_max_traces(max_traces=1)  # a retrace is a bug: shapes must stay fixed
     def train_step(model, opt_state, batch, key):
         (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model, batch, key)
         updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_array))
         return eqx.apply_updates(model, updates), opt_state, {"loss": loss, **aux}
+
     return train_step
 
 
@@ -74,8 +74,9 @@ def fit_vae(cfg: VAEConfig, obs: UInt8[np.ndarray, "N 64 64 3"], *, key: PRNGKey
     def loss(m, batch, k):
         return vae_loss(m, batch, k, cfg.kl_tolerance)
 
-    return _fit(model, loss, optax.adam(cfg.lr), cfg.steps, next_batch, loop_key,
-                cfg.log_every, "train_vae")
+    return _fit(
+        model, loss, optax.adam(cfg.lr), cfg.steps, next_batch, loop_key, cfg.log_every, "train_vae"
+    )
 
 
 def encode_frames(model: VAE, obs: UInt8[np.ndarray, "N 64 64 3"], batch: int = 256):
@@ -84,11 +85,11 @@ def encode_frames(model: VAE, obs: UInt8[np.ndarray, "N 64 64 3"], batch: int = 
     mus, sigmas = [], []
     n = obs.shape[0]
     for i in tqdm(range(0, n, batch), desc="encode", mininterval=2.0):
-        chunk = obs[i:i + batch]
+        chunk = obs[i : i + batch]
         pad = batch - chunk.shape[0]
         mu, ls = enc(model, jnp.asarray(np.pad(chunk, ((0, pad), (0, 0), (0, 0), (0, 0)))))
-        mus.append(np.asarray(mu)[:batch - pad])
-        sigmas.append(np.asarray(ls)[:batch - pad])
+        mus.append(np.asarray(mu)[: batch - pad])
+        sigmas.append(np.asarray(ls)[: batch - pad])
     return np.concatenate(mus), np.concatenate(sigmas)
 
 
@@ -106,10 +107,14 @@ class SeqData(eqx.Module):
     @staticmethod
     def from_episodes(d: Episodes) -> SeqData:
         return SeqData(
-            mu=jnp.asarray(d.mu), log_sigma=jnp.asarray(d.log_sigma), action=jnp.asarray(d.action),
+            mu=jnp.asarray(d.mu),
+            log_sigma=jnp.asarray(d.log_sigma),
+            action=jnp.asarray(d.action),
             reward=jnp.asarray(np.clip(d.reward, *REWARD_CLIP)),
             done=jnp.asarray(d.terminated.astype(np.float32)),
-            starts=jnp.asarray(d.episode_starts), lengths=jnp.asarray(d.lengths))
+            starts=jnp.asarray(d.episode_starts),
+            lengths=jnp.asarray(d.lengths),
+        )
 
 
 def sample_windows(data: SeqData, batch: int, seq_len: int, key: PRNGKeyArray):
@@ -132,9 +137,15 @@ def sample_windows(data: SeqData, batch: int, seq_len: int, key: PRNGKeyArray):
     has_next = valid & (t + 1 < length[:, None])
     z = data.mu[idx] + jnp.exp(data.log_sigma[idx]) * jax.random.normal(zkey, data.mu[idx].shape)
     z_next = jnp.concatenate([z[:, 1:], z[:, -1:]], axis=1)
-    return {"z": z, "a": data.action[idx], "z_next": z_next, "r": data.reward[idx],
-            "done": data.done[idx], "valid": valid.astype(jnp.float32),
-            "has_next": has_next.astype(jnp.float32)}
+    return {
+        "z": z,
+        "a": data.action[idx],
+        "z_next": z_next,
+        "r": data.reward[idx],
+        "done": data.done[idx],
+        "valid": valid.astype(jnp.float32),
+        "has_next": has_next.astype(jnp.float32),
+    }
 
 
 def mdrnn_loss(model: MDNRNN, batch: dict, cfg: RNNConfig):
@@ -146,17 +157,24 @@ def mdrnn_loss(model: MDNRNN, batch: dict, cfg: RNNConfig):
     r_err = asymmetric_sq_error(r_pred, batch["r"], cfg.reward_optimism_weight)
     r_loss = (r_err * valid).sum() / valid.sum()
     d = batch["done"]
-    bce = -(cfg.done_pos_weight * d * jax.nn.log_sigmoid(d_logit)
-            + (1 - d) * jax.nn.log_sigmoid(-d_logit))
+    bce = -(
+        cfg.done_pos_weight * d * jax.nn.log_sigmoid(d_logit)
+        + (1 - d) * jax.nn.log_sigmoid(-d_logit)
+    )
     d_loss = (bce * valid).sum() / valid.sum()
     return nll + r_loss + d_loss, {"nll": nll, "reward_loss": r_loss, "done_loss": d_loss}
 
 
-def fit_mdrnn(cfg: RNNConfig, data: Episodes, steps: int, *, key: PRNGKeyArray,
-              init: MDNRNN | None = None):
+def fit_mdrnn(
+    cfg: RNNConfig, data: Episodes, steps: int, *, key: PRNGKeyArray, init: MDNRNN | None = None
+):
     """Train M (from scratch, or warm-started from ``init``). Returns (model, curve)."""
     init_key, loop_key = jax.random.split(key)
-    model = init if init is not None else MDNRNN(data.mu.shape[1], cfg.hidden, cfg.mixtures, key=init_key)
+    model = (
+        init
+        if init is not None
+        else MDNRNN(data.mu.shape[1], cfg.hidden, cfg.mixtures, key=init_key)
+    )
     seq = SeqData.from_episodes(data)
     optim = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adam(cfg.lr))
 

@@ -46,8 +46,14 @@ class VAE(eqx.Module):
         for ci, co in zip(ENC_CHANNELS[:-1], ENC_CHANNELS[1:]):
             self.enc_w.append(_uniform(next(keys), (4, 4, ci, co), 16 * ci))
             self.enc_b.append(_uniform(next(keys), (co,), 16 * ci))
-        self.mu_w, self.mu_b = _uniform(next(keys), (1024, z_dim), 1024), _uniform(next(keys), (z_dim,), 1024)
-        self.ls_w, self.ls_b = _uniform(next(keys), (1024, z_dim), 1024), _uniform(next(keys), (z_dim,), 1024)
+        self.mu_w, self.mu_b = (
+            _uniform(next(keys), (1024, z_dim), 1024),
+            _uniform(next(keys), (z_dim,), 1024),
+        )
+        self.ls_w, self.ls_b = (
+            _uniform(next(keys), (1024, z_dim), 1024),
+            _uniform(next(keys), (z_dim,), 1024),
+        )
         self.dec_in_w = _uniform(next(keys), (z_dim, 1024), z_dim)
         self.dec_in_b = _uniform(next(keys), (1024,), z_dim)
         self.dec_w, self.dec_b = [], []
@@ -55,7 +61,9 @@ class VAE(eqx.Module):
             self.dec_w.append(_uniform(next(keys), (k, k, ci, co), co * k * k))
             self.dec_b.append(_uniform(next(keys), (co,), co * k * k))
 
-    def encode(self, x: Float[Array, "B 64 64 3"]) -> tuple[Float[Array, "B z"], Float[Array, "B z"]]:
+    def encode(
+        self, x: Float[Array, "B 64 64 3"]
+    ) -> tuple[Float[Array, "B z"], Float[Array, "B z"]]:
         """Frames in [0, 1] -> (mu, log sigma)."""
         for w, b in zip(self.enc_w, self.enc_b):
             x = jax.nn.relu(conv2d(x, w, b, stride=2))
@@ -74,8 +82,9 @@ def to_float(obs: UInt8[Array, "B 64 64 3"]) -> Float[Array, "B 64 64 3"]:
     return obs.astype(jnp.float32) / 255.0
 
 
-def vae_loss(model: VAE, obs: UInt8[Array, "B 64 64 3"], key: PRNGKeyArray,
-             kl_tolerance: float) -> tuple[Float[Array, ""], dict[str, Array]]:
+def vae_loss(
+    model: VAE, obs: UInt8[Array, "B 64 64 3"], key: PRNGKeyArray, kl_tolerance: float
+) -> tuple[Float[Array, ""], dict[str, Array]]:
     """Mean over the batch of (summed squared error + max(KL, kl_tolerance * z_dim))."""
     x = to_float(obs)
     mu, log_sigma = model.encode(x)

@@ -11,8 +11,9 @@ from jaxtyping import UInt8
 from wm_core.data import atomic_path
 
 
-def write_mp4(path: str | os.PathLike, frames: UInt8[np.ndarray, "T H W 3"], fps: int = 50,
-              scale: int = 4) -> None:
+def write_mp4(
+    path: str | os.PathLike, frames: UInt8[np.ndarray, "T H W 3"], fps: int = 50, scale: int = 4
+) -> None:
     """RGB frames -> mp4, upscaled ``scale`` x with nearest neighbour so pixels stay sharp."""
     h, w = frames.shape[1] * scale, frames.shape[2] * scale
     with atomic_path(path) as tmp:
