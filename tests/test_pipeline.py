@@ -125,3 +125,19 @@ def test_wm_play_drives_the_trained_agent(repo):
     first = float(scores[0].split("\t")[2])
     assert abs(float(lines[0].split(":")[1].split()[0]) - first) < 0.1
     shutil.rmtree(path / "tmp")
+
+
+@pytest.mark.slow
+def test_push_then_fresh_clone_pull_needs_no_rerun(repo):
+    path, _ = repo
+    git = ("git", "-c", "user.name=t", "-c", "user.email=t@t")
+    sh(*git, "add", "-A", cwd=path)
+    sh(*git, "commit", "-qm", "tiny run", cwd=path)
+    sh("dvc", "push", cwd=path)  # the shipped default remote: a directory beside the repo
+    clone = path.parent / "clone"
+    sh("git", "clone", "-q", str(path), str(clone), cwd=path.parent)
+    assert not (clone / "models" / "vae.eqx").exists()
+    sh("dvc", "pull", cwd=clone)
+    assert (clone / "models" / "vae.eqx").exists()
+    assert "up to date" in sh("dvc", "status", cwd=clone)
+    assert "Running stage" not in sh("dvc", "repro", cwd=clone)
