@@ -62,16 +62,26 @@ def bench_torch(obs: np.ndarray, steps: int, repeats: int) -> float:
         def __init__(self, z=32):
             super().__init__()
             self.enc = nn.Sequential(
-                nn.Conv2d(3, 32, 4, 2), nn.ReLU(), nn.Conv2d(32, 64, 4, 2), nn.ReLU(),
-                nn.Conv2d(64, 128, 4, 2), nn.ReLU(), nn.Conv2d(128, 256, 4, 2), nn.ReLU(),
+                nn.Conv2d(3, 32, 4, 2),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, 4, 2),
+                nn.ReLU(),
+                nn.Conv2d(64, 128, 4, 2),
+                nn.ReLU(),
+                nn.Conv2d(128, 256, 4, 2),
+                nn.ReLU(),
             )
             self.mu, self.ls = nn.Linear(1024, z), nn.Linear(1024, z)
             self.fc = nn.Linear(z, 1024)
             self.dec = nn.Sequential(
-                nn.ConvTranspose2d(1024, 128, 5, 2), nn.ReLU(),
-                nn.ConvTranspose2d(128, 64, 5, 2), nn.ReLU(),
-                nn.ConvTranspose2d(64, 32, 6, 2), nn.ReLU(),
-                nn.ConvTranspose2d(32, 3, 6, 2), nn.Sigmoid(),
+                nn.ConvTranspose2d(1024, 128, 5, 2),
+                nn.ReLU(),
+                nn.ConvTranspose2d(128, 64, 5, 2),
+                nn.ReLU(),
+                nn.ConvTranspose2d(64, 32, 6, 2),
+                nn.ReLU(),
+                nn.ConvTranspose2d(32, 3, 6, 2),
+                nn.Sigmoid(),
             )
 
         def forward(self, x):
@@ -112,13 +122,22 @@ def main() -> None:
     torch_ips = n / bench_torch(obs, args.steps, args.repeats)
     import jax
 
-    print(f"JAX {jax_ips:.0f} img/s, PyTorch {torch_ips:.0f} img/s, ratio {jax_ips / torch_ips:.2f}")
-    print(json.dumps({
-        "jax_img_per_s": round(jax_ips, 1), "torch_img_per_s": round(torch_ips, 1),
-        "ratio": round(jax_ips / torch_ips, 3), "batch": args.batch,
-        "device": jax.devices()[0].platform, "cpus": os.cpu_count(),
-        "machine": platform.processor() or platform.machine(),
-    }))
+    print(
+        f"JAX {jax_ips:.0f} img/s, PyTorch {torch_ips:.0f} img/s, ratio {jax_ips / torch_ips:.2f}"
+    )
+    print(
+        json.dumps(
+            {
+                "jax_img_per_s": round(jax_ips, 1),
+                "torch_img_per_s": round(torch_ips, 1),
+                "ratio": round(jax_ips / torch_ips, 3),
+                "batch": args.batch,
+                "device": jax.devices()[0].platform,
+                "cpus": os.cpu_count(),
+                "machine": platform.processor() or platform.machine(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("curve")
     ap.add_argument("rnn")
     ap.add_argument("latents", nargs="+")
-    ap.add_argument("--init", help="previous round's controller: CMA-ES starts from it")
+    ap.add_argument("--init", help="a controller for CMA-ES to start from (default: fresh)")
     ap.add_argument("--round", default="0")
     args = ap.parse_args(argv)
 
@@ -41,12 +41,11 @@ def main(argv: list[str] | None = None) -> None:
         data = concat([read_dataset(path) for path in args.latents])
         rnd = int(args.round)
         key = jax.random.fold_in(jax.random.fold_in(jax.random.key(p.seed), 3), rnd)
-        if args.init:
+        generations = p.evolve.generations if rnd == 0 else p.evolve.round_generations
+        if args.init:  # continue from a given controller instead of a fresh one
             ctrl = load_model(args.init, "controller", Controller)[0]
-            generations = p.evolve.round_generations
         else:
             ctrl = Controller(rnn.z_dim, rnn.hidden, key=jax.random.fold_in(key, 0))
-            generations = p.evolve.generations
         flat0, unravel = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
         returns = make_population_returns(ctrl, p.dream.temperature, p.dream.horizon)
 
