@@ -36,23 +36,24 @@ def sh(*cmd, cwd):
 def repo(tmp_path_factory):
     """The project as a user clones it, with the tiny params as params.yaml, after `dvc repro`."""
     path = tmp_path_factory.mktemp("wm") / "repo"
-    shutil.copytree(
-        ROOT,
-        path,
-        ignore=shutil.ignore_patterns(
-            ".git",
-            "data",
-            "models",
-            "videos",
-            "__pycache__",
-            "*.egg-info",
-            ".pytest_cache",
-            "dvc.lock",
-            "metrics",
-            "plots",
-            "tmp",
-        ),
+    skip = shutil.ignore_patterns(
+        ".git",
+        "data",
+        "models",
+        "videos",
+        "__pycache__",
+        "*.egg-info",
+        ".pytest_cache",
+        "dvc.lock",
+        "metrics",
+        "plots",
     )
+
+    def ignore(directory, names):  # also leave out a developer's DVC cache and temp files
+        extra = {"cache", "tmp"} & set(names) if Path(directory).name == ".dvc" else set()
+        return set(skip(directory, names)) | extra
+
+    shutil.copytree(ROOT, path, ignore=ignore)
     shutil.copy(ROOT / "tests" / "tiny_params.yaml", path / "params.yaml")
     sh("git", "init", "-q", cwd=path)
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A", cwd=path)
