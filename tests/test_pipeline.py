@@ -142,3 +142,34 @@ def test_push_then_fresh_clone_pull_needs_no_rerun(repo):
     assert (clone / "models" / "vae.eqx").exists()
     assert "up to date" in sh("dvc", "status", cwd=clone)
     assert "Running stage" not in sh("dvc", "repro", cwd=clone)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "key,value,expected",
+    [
+        ("dream.temperature", 1.5, {"evolve", "evolve_round@1"}),
+        ("evaluate.episodes", 3, {"evaluate"}),
+        ("collect.random.episodes", 3, {"collect_random"}),
+        ("rnn.round_steps", 4, {"train_rnn_round@1"}),
+    ],
+)
+def test_a_param_change_flags_only_the_stages_that_read_it(repo, key, value, expected):
+    import yaml
+
+    path, _ = repo
+    params = path / "params.yaml"
+    original = params.read_text()
+    raw = yaml.safe_load(original)
+    section, *rest = key.split(".")
+    node = raw[section]
+    for part in rest[:-1]:
+        node = node[part]
+    node[rest[-1]] = value
+    params.write_text(yaml.safe_dump(raw))
+    try:
+        status = json.loads(sh("dvc", "status", "--json", cwd=path).strip().splitlines()[-1])
+        assert set(status) == expected
+    finally:
+        params.write_text(original)
+    assert "up to date" in sh("dvc", "status", cwd=path)
