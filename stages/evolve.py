@@ -23,6 +23,7 @@ from wm_core.dream import make_population_returns, sample_starts
 from wm_core.es import evolve
 from wm_core.mdrnn import MDNRNN
 from wm_core.metrics import write_json, write_tsv
+from wm_core.resume import Snapshots, fingerprint
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             ctrl = Controller(rnn.z_dim, rnn.hidden, key=jax.random.fold_in(key, 0))
         flat0, unravel = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
-        returns = make_population_returns(ctrl, p.dream.temperature, p.dream.horizon)
+        returns = make_population_returns(
+            ctrl, p.dream.temperature, p.dream.horizon, p.dream.dropout
+        )
 
         def fitness(pop: np.ndarray, gen: int) -> np.ndarray:
             rng = np.random.default_rng([p.seed, rnd, gen])
@@ -57,6 +60,12 @@ def main(argv: list[str] | None = None) -> None:
             )
             return np.asarray(r).mean(axis=1)
 
+        inputs = [args.rnn, *args.latents] + ([args.init] if args.init else [])
+        snaps = Snapshots.for_output(
+            args.model,
+            fingerprint(p.evolve, inputs, [p.seed, args.round, args.model, p.dream]),
+            p.evolve.snapshot_every,
+        )
         if generations > 0:
             best, best_f, curve = evolve(
                 np.asarray(flat0),
@@ -65,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
                 popsize=p.evolve.popsize,
                 generations=generations,
                 seed=p.seed + 1000 * rnd,
+                snapshots=snaps,
             )
         else:
             best, best_f, curve = (
@@ -91,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
                 {"generation": 0, "best": best_f, "mean": best_f, "best_ever": best_f, "sigma": 0.0}
             ],
         )
+        snaps.clear()
 
     run_stage("evolve", body)
 

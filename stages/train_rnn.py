@@ -15,6 +15,7 @@ from wm_core.checkpoint import load_model, save_model
 from wm_core.data import concat, read_dataset
 from wm_core.mdrnn import MDNRNN
 from wm_core.metrics import write_json, write_tsv
+from wm_core.resume import Snapshots, fingerprint
 from wm_core.train import fit_mdrnn
 
 
@@ -33,8 +34,14 @@ def main(argv: list[str] | None = None) -> None:
         init = load_model(args.init, "mdrnn", MDNRNN)[0] if args.init else None
         steps = p.rnn.steps if init is None else p.rnn.round_steps
         key = jax.random.fold_in(jax.random.fold_in(jax.random.key(p.seed), 2), int(args.round))
+        inputs = args.latents + ([args.init] if args.init else [])
+        snaps = Snapshots.for_output(
+            args.model,
+            fingerprint(p.rnn, inputs, [p.seed, args.round, args.model]),
+            p.rnn.snapshot_every,
+        )
         if steps > 0:
-            model, curve = fit_mdrnn(p.rnn, data, steps, key=key, init=init)
+            model, curve = fit_mdrnn(p.rnn, data, steps, key=key, init=init, snapshots=snaps)
         else:
             model, curve = init, [{"step": 0, "loss": float("nan")}]
         hp = {"z_dim": model.z_dim, "hidden": model.hidden, "mixtures": model.mixtures}
@@ -45,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
             | {"steps": steps, "frames": data.n_frames},
         )
         write_tsv(args.curve, curve)
+        snaps.clear()
 
     run_stage("train_rnn", body)
 

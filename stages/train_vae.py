@@ -15,6 +15,7 @@ from stages.common import run_stage
 from wm_core.checkpoint import save_model
 from wm_core.data import read_dataset
 from wm_core.metrics import write_json, write_tsv
+from wm_core.resume import Snapshots, fingerprint
 from wm_core.train import fit_vae
 
 
@@ -29,7 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     def body(p) -> None:
         obs = np.concatenate([read_dataset(path).obs for path in args.data])
         key = jax.random.fold_in(jax.random.key(p.seed), 1)
-        model, curve = fit_vae(p.vae, obs, key=key)
+        snaps = Snapshots.for_output(
+            args.model, fingerprint(p.vae, args.data, [p.seed, args.model]), p.vae.snapshot_every
+        )
+        model, curve = fit_vae(p.vae, obs, key=key, snapshots=snaps)
         save_model(
             args.model,
             model,
@@ -49,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
             },
         )
         write_tsv(args.curve, curve)
+        snaps.clear()
 
     run_stage("train_vae", body)
 

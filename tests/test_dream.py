@@ -57,3 +57,14 @@ def test_population_returns_shape_and_common_random_numbers(key):
     assert r.shape == (3, 3)
     np.testing.assert_array_equal(r[0], r[1])  # same member, same dreams
     assert not np.array_equal(r[0], r[2])
+
+
+def test_dream_dropout_gives_each_dream_its_own_world(key):
+    rnn = never_done(MDNRNN(4, 16, 2, key=key))
+    ctrl = Controller(4, 16, key=jax.random.fold_in(key, 1))
+    args = (jnp.zeros((3, 4)), jnp.zeros((3, 3)), jnp.ones(4))
+    plain = dream_return(ctrl, rnn, *args, key, 1.0, 20)
+    assert plain == dream_return(ctrl, rnn, *args, key, 1.0, 20, 0.0)
+    dropped = dream_return(ctrl, rnn, *args, key, 1.0, 20, 0.3)
+    assert dropped == dream_return(ctrl, rnn, *args, key, 1.0, 20, 0.3)  # mask comes from key
+    assert dropped != plain

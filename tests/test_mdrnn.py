@@ -20,7 +20,9 @@ CFG = RNNConfig(
     round_steps=2,
     reward_optimism_weight=5.0,
     done_pos_weight=10.0,
+    dropout=0.0,
     log_every=1,
+    snapshot_every=0,
 )
 
 
@@ -88,7 +90,7 @@ def test_loss_finite_gradients_and_fit(key):
     data = make_episodes(lengths=(30, 12), z_dim=4, frames=False)
     rnn = MDNRNN(4, CFG.hidden, CFG.mixtures, key=key)
     batch = sample_windows(SeqData.from_episodes(data), 4, 10, key)
-    (loss, aux), grads = eqx.filter_value_and_grad(mdrnn_loss, has_aux=True)(rnn, batch, CFG)
+    (loss, aux), grads = eqx.filter_value_and_grad(mdrnn_loss, has_aux=True)(rnn, batch, CFG, key)
     assert jnp.isfinite(loss) and set(aux) == {"nll", "reward_loss", "done_loss"}
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
     model, curve = fit_mdrnn(CFG, data, 3, key=key)
@@ -100,3 +102,31 @@ def test_save_load_round_trip(tmp_path, key):
     save_model(tmp_path / "m.eqx", rnn, "mdrnn", {"z_dim": 4, "hidden": 16, "mixtures": 3})
     back, _ = load_model(tmp_path / "m.eqx", "mdrnn", MDNRNN)
     assert eqx.tree_equal(rnn, back)
+
+
+def test_dropout_masks_are_inverted_and_change_the_step(key):
+    from wm_core.mdrnn import dropout_masks
+
+    rnn = MDNRNN(8, 4000, 2, key=key)
+    assert dropout_masks(rnn, 0.0, key) is None
+    m_in, m_h = dropout_masks(rnn, 0.25, key)
+    assert m_in.shape == (11,) and m_h.shape == (4000,)
+    np.testing.assert_allclose(np.unique(np.asarray(m_h)), [0.0, 1 / 0.75], rtol=1e-6)
+    assert abs(float(m_h.mean()) - 1.0) < 0.05  # inverted: the expected mask is 1
+    small = MDNRNN(8, 16, 2, key=key)
+    carry = (jnp.ones(16), jnp.ones(16))
+    z, a = jnp.ones(8), jnp.ones(3)
+    masks = dropout_masks(small, 0.5, key)
+    assert not jnp.allclose(small.step(z, a, carry)[0], small.step(z, a, carry, masks)[0])
+
+
+def test_training_dropout_depends_on_the_key_only_when_on(key):
+    import dataclasses
+
+    data = make_episodes(lengths=(30, 12), z_dim=4, frames=False)
+    rnn = MDNRNN(4, CFG.hidden, CFG.mixtures, key=key)
+    batch = sample_windows(SeqData.from_episodes(data), 4, 10, key)
+    k2 = jax.random.fold_in(key, 1)
+    assert mdrnn_loss(rnn, batch, CFG, key)[0] == mdrnn_loss(rnn, batch, CFG, k2)[0]
+    drop = dataclasses.replace(CFG, dropout=0.3)
+    assert mdrnn_loss(rnn, batch, drop, key)[0] != mdrnn_loss(rnn, batch, drop, k2)[0]

@@ -100,9 +100,11 @@ class VAEConfig:
     batch_size: int
     steps: int
     log_every: int
+    snapshot_every: int  # resumable: snapshot every N steps (0 = off); results do not change
 
     def __post_init__(self):
         _check(self.z_dim >= 1, "vae.z_dim", ">= 1")
+        _check(self.snapshot_every >= 0, "vae.snapshot_every", ">= 0")
         _check(self.kl_tolerance >= 0, "vae.kl_tolerance", ">= 0")
         _check(self.lr > 0, "vae.lr", "> 0")
         _check(self.batch_size >= 1, "vae.batch_size", ">= 1")
@@ -122,7 +124,9 @@ class RNNConfig:
     round_steps: int  # rounds >= 1, warm-started from the previous round
     reward_optimism_weight: float  # weight of squared error when predicted r > actual r
     done_pos_weight: float  # BCE weight of the rare done=1 frames
+    dropout: float  # DDL: drop probability on the LSTM input and recurrent h (0 = off)
     log_every: int
+    snapshot_every: int  # resumable: snapshot every N steps (0 = off); results do not change
 
     def __post_init__(self):
         for k in ("hidden", "mixtures", "seq_len", "batch_size", "steps", "log_every"):
@@ -132,6 +136,8 @@ class RNNConfig:
         _check(self.grad_clip > 0, "rnn.grad_clip", "> 0")
         _check(self.reward_optimism_weight >= 1, "rnn.reward_optimism_weight", ">= 1")
         _check(self.done_pos_weight > 0, "rnn.done_pos_weight", "> 0")
+        _check(0 <= self.dropout < 1, "rnn.dropout", "in [0, 1)")
+        _check(self.snapshot_every >= 0, "rnn.snapshot_every", ">= 0")
 
 
 @dataclass(frozen=True)
@@ -139,11 +145,13 @@ class DreamConfig:
     temperature: float  # Ha's: mixture logits / tau, sigma * sqrt(tau)
     horizon: int
     warmup: int  # real steps that warm h up before the dream starts
+    dropout: float  # DDL: each dream runs M under its own dropout mask (0 = off)
 
     def __post_init__(self):
         _check(self.temperature > 0, "dream.temperature", "> 0")
         _check(self.horizon >= 1, "dream.horizon", ">= 1")
         _check(self.warmup >= 0, "dream.warmup", ">= 0")
+        _check(0 <= self.dropout < 1, "dream.dropout", "in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -153,8 +161,10 @@ class EvolveConfig:
     sigma0: float
     generations: int  # round 0
     round_generations: int  # rounds >= 1, started from the previous round's controller
+    snapshot_every: int  # resumable: snapshot every N generations (0 = off)
 
     def __post_init__(self):
+        _check(self.snapshot_every >= 0, "evolve.snapshot_every", ">= 0")
         _check(self.popsize >= 2, "evolve.popsize", ">= 2")
         _check(self.rollouts >= 1, "evolve.rollouts", ">= 1")
         _check(self.sigma0 > 0, "evolve.sigma0", "> 0")

@@ -3,7 +3,8 @@
 A dream starts from real data: ``warmup`` real (z, a) steps of an encoded episode warm the
 LSTM state up, then the controller acts on z sampled from the next real frame's posterior
 and M takes over: z_{t+1} is sampled at the dream temperature, the reward head pays r_t,
-and the done head (sigmoid > 0.5) ends the dream after paying that step's reward.
+and the done head (sigmoid > 0.5) ends the dream after paying that step's reward. With
+``dropout`` > 0 each dream runs M under its own dropout mask (DDL), the warm-up included.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from wm_core.controller import Controller
 from wm_core.data import Episodes
-from wm_core.mdrnn import MDNRNN, sample_next
+from wm_core.mdrnn import MDNRNN, dropout_masks, sample_next
 
 
 def dream_return(
@@ -29,18 +30,21 @@ def dream_return(
     key: PRNGKeyArray,
     temperature: float,
     horizon: int,
+    dropout: float = 0.0,
 ) -> Float[Array, ""]:
     """Total predicted reward of one dream of ``horizon`` steps (masked after done)."""
+    mask_key, key = jax.random.split(key)
+    masks = dropout_masks(rnn, dropout, mask_key)
 
     def warm(carry, za):
-        return rnn.step(*za, carry), None
+        return rnn.step(*za, carry, masks), None
 
     carry, _ = jax.lax.scan(warm, rnn.init_carry(), (z_warm, a_warm))
 
     def step(state, k):
         z, carry, alive, ret = state
         a = ctrl(z, carry[0])
-        carry = rnn.step(z, a, carry)
+        carry = rnn.step(z, a, carry, masks)
         logits, mu, log_sigma, r, d_logit = rnn.heads(carry[0])
         ret = ret + alive * r  # the terminal step's reward counts
         alive = alive * (d_logit <= 0.0)  # sigmoid(d) > 0.5 ends the dream
@@ -78,7 +82,9 @@ def sample_starts(data: Episodes, n: int, warmup: int, rng: np.random.Generator)
     )
 
 
-def make_population_returns(template: Controller, temperature: float, horizon: int):
+def make_population_returns(
+    template: Controller, temperature: float, horizon: int, dropout: float = 0.0
+):
     """-> f(rnn, flat_params (P, n), starts, key) -> returns (P, R), one jitted call.
 
     Every member sees the same starts and the same dream keys (common random numbers), so
@@ -89,7 +95,7 @@ def make_population_returns(template: Controller, temperature: float, horizon: i
 
     def one(rnn, flat, z_warm, a_warm, z0, key):
         ctrl = eqx.combine(unravel(flat), static)
-        return dream_return(ctrl, rnn, z_warm, a_warm, z0, key, temperature, horizon)
+        return dream_return(ctrl, rnn, z_warm, a_warm, z0, key, temperature, horizon, dropout)
 
     per_start = jax.vmap(one, in_axes=(None, None, 0, 0, 0, 0))
     per_member = jax.vmap(per_start, in_axes=(None, 0, None, None, None, None))

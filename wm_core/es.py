@@ -13,6 +13,8 @@ import numpy as np
 from jaxtyping import Float
 from tqdm import tqdm
 
+from wm_core.resume import Snapshots
+
 with warnings.catch_warnings():  # pycma warns when matplotlib (plots only) is absent
     warnings.simplefilter("ignore")
     import cma
@@ -27,15 +29,25 @@ def evolve(
     generations: int,
     seed: int,
     on_generation: Callable[[int, np.ndarray], dict] | None = None,
+    snapshots: Snapshots | None = None,
 ):
-    """Maximise ``fitness(pop (P, n), generation) -> (P,)``. Returns (best_x, best_f, curve)."""
+    """Maximise ``fitness(pop (P, n), generation) -> (P,)``. Returns (best_x, best_f, curve).
+
+    A snapshot records every generation's fitnesses; resuming replays them through ask/tell
+    (pycma's sampling is seeded), which restores the exact strategy state without pickle.
+    """
     es = cma.CMAEvolutionStrategy(
         np.asarray(x0, np.float64),
         sigma0,
         {"popsize": popsize, "seed": seed + 1, "verbose": -9, "CMA_diagonal": False},
     )  # pycma treats seed 0 as "random": offset by one keeps every seed deterministic
-    best_x, best_f, curve = np.asarray(x0, np.float64), -np.inf, []
-    bar = tqdm(range(generations), desc="evolve", mininterval=2.0)
+    best_x, best_f, curve, history = np.asarray(x0, np.float64), -np.inf, [], []
+    if snapshots is not None and (snap := snapshots.load()) is not None:
+        history, curve = snap[1]["history"], snap[1]["curve"]
+        best_x, best_f = np.asarray(snap[1]["best_x"]), snap[1]["best_f"]
+        for f in history:  # pycma's sampling is seeded: the same asks, told the same values
+            es.tell(es.ask(), [-v for v in f])
+    bar = tqdm(range(len(history), generations), desc="evolve", mininterval=2.0)
     for gen in bar:
         pop = np.stack(es.ask())
         f = np.asarray(fitness(pop, gen), np.float64)
@@ -55,5 +67,9 @@ def evolve(
         if on_generation is not None:
             row |= on_generation(gen, best_x)
         curve.append(row)
+        history.append(f.tolist())
+        if snapshots is not None and snapshots.due(gen, generations - 1):
+            state = {"history": history, "curve": curve, "best_f": best_f}
+            snapshots.save(gen, state | {"best_x": best_x.tolist()})
         bar.set_postfix(best=f"{best_f:.1f}", mean=f"{f.mean():.1f}")
     return best_x, best_f, curve

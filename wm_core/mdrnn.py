@@ -6,6 +6,12 @@
   squared error that punishes over-prediction: the design's anti-"delusion" loss).
 * done_t: a logit for "the episode terminated after a_t" (lap end, left the playfield).
 
+Dropout (Wellmer & Kwok's "Dropout's Dream Land"): masks on the LSTM input [z, a] and on the
+recurrent h, sampled once per sequence (variational dropout), inverted so that no mask is the
+expected model. Training samples a mask per window; each dream samples its own mask, so every
+rollout runs in a slightly different world and the controller cannot overfit one of them.
+The real-env agent uses no mask.
+
 Temperature follows Ha (carracing/rnn/rnn.py ``sample_sequence``): mixture logits are divided
 by tau and the Gaussian's sigma is multiplied by sqrt(tau).
 """
@@ -36,9 +42,15 @@ class MDNRNN(eqx.Module):
     def init_carry(self) -> tuple[Float[Array, " h"], Float[Array, " h"]]:
         return jnp.zeros(self.hidden), jnp.zeros(self.hidden)
 
-    def step(self, z: Float[Array, " z"], a: Float[Array, " 3"], carry):
-        """One LSTM step on [z_t, a_t]: (h_t, c_t) -> (h_{t+1}, c_{t+1})."""
-        return self.cell(jnp.concatenate([z, a]), carry)
+    def step(self, z: Float[Array, " z"], a: Float[Array, " 3"], carry, masks=None):
+        """One LSTM step on [z_t, a_t]: (h_t, c_t) -> (h_{t+1}, c_{t+1}).
+
+        ``masks`` = (input mask (z+3,), hidden mask (h,)) from :func:`dropout_masks`, or None.
+        """
+        x = jnp.concatenate([z, a])
+        if masks is not None:
+            x, carry = x * masks[0], (carry[0] * masks[1], carry[1])
+        return self.cell(x, carry)
 
     def heads(self, h: Float[Array, " h"]):
         """-> logits (z, K), mu (z, K), log_sigma (z, K), reward (), done_logit ()."""
@@ -50,15 +62,27 @@ class MDNRNN(eqx.Module):
         log_sigma = jnp.clip(log_sigma, LOG_SIGMA_MIN, LOG_SIGMA_MAX)
         return logits, mu, log_sigma, out[-2], out[-1]
 
-    def unroll(self, z_seq: Float[Array, "T z"], a_seq: Float[Array, "T 3"]):
+    def unroll(self, z_seq: Float[Array, "T z"], a_seq: Float[Array, "T 3"], masks=None):
         """Teacher-forced pass over a sequence from a zero state: outputs of heads per step."""
 
         def step(carry, za):
-            carry = self.step(*za, carry)
+            carry = self.step(*za, carry, masks)
             return carry, self.heads(carry[0])
 
         _, outs = jax.lax.scan(step, self.init_carry(), (z_seq, a_seq))
         return outs
+
+
+def dropout_masks(rnn: MDNRNN, p: float, key: PRNGKeyArray):
+    """Inverted-dropout masks (input (z+3,), hidden (h,)) with drop probability p; None if p=0."""
+    if p == 0.0:
+        return None
+    ikey, hkey = jax.random.split(key)
+    keep = 1.0 - p
+    return tuple(
+        jax.random.bernoulli(k, keep, (n,)).astype(jnp.float32) / keep
+        for k, n in ((ikey, rnn.z_dim + 3), (hkey, rnn.hidden))
+    )
 
 
 def mdn_logprob(

@@ -20,7 +20,8 @@ from tqdm import tqdm
 from wm_core.config import RNNConfig, VAEConfig
 from wm_core.data import Episodes
 from wm_core.errors import TrainingError  # noqa: F401  (re-exported)
-from wm_core.mdrnn import MDNRNN, asymmetric_sq_error, mdn_logprob
+from wm_core.mdrnn import MDNRNN, asymmetric_sq_error, dropout_masks, mdn_logprob
+from wm_core.resume import Snapshots
 from wm_core.vae import VAE, vae_loss
 
 REWARD_CLIP = (-10.0, 10.0)  # the -100 playfield exit would swamp the squared error
@@ -39,11 +40,24 @@ def make_train_step(loss_fn: Callable, optim: optax.GradientTransformation):
     return train_step
 
 
-def _fit(model, loss_fn, optim, n_steps: int, next_batch, key, log_every: int, desc: str):
+def _fit(
+    model,
+    loss_fn,
+    optim,
+    n_steps: int,
+    next_batch,
+    key,
+    log_every: int,
+    desc: str,
+    snapshots: Snapshots | None = None,
+):
     step_fn = make_train_step(loss_fn, optim)
     opt_state = optim.init(eqx.filter(model, eqx.is_array))
-    curve = []
-    bar = tqdm(range(n_steps), desc=desc, mininterval=2.0)
+    curve, start = [], 0
+    if snapshots is not None and (snap := snapshots.load((model, opt_state))) is not None:
+        last, info, (model, opt_state) = snap
+        start, curve = last + 1, info["curve"]
+    bar = tqdm(range(start, n_steps), desc=desc, mininterval=2.0, initial=start, total=n_steps)
     for step in bar:
         step_key = jax.random.fold_in(key, step)
         batch_key, loss_key = jax.random.split(step_key)
@@ -54,13 +68,21 @@ def _fit(model, loss_fn, optim, n_steps: int, next_batch, key, log_every: int, d
                 raise TrainingError(f"{desc}: non-finite loss at step {step}: {row}")
             curve.append({"step": step, **row})
             bar.set_postfix(loss=f"{row['loss']:.4g}")
+        if snapshots is not None and snapshots.due(step, n_steps - 1):
+            snapshots.save(step, {"curve": curve}, (model, opt_state))
     leaves = jax.tree.leaves(eqx.filter(model, eqx.is_array))
     if not all(bool(jnp.all(jnp.isfinite(x))) for x in leaves):
         raise TrainingError(f"{desc}: non-finite parameters after step {n_steps - 1}")
     return model, curve
 
 
-def fit_vae(cfg: VAEConfig, obs: UInt8[np.ndarray, "N 64 64 3"], *, key: PRNGKeyArray):
+def fit_vae(
+    cfg: VAEConfig,
+    obs: UInt8[np.ndarray, "N 64 64 3"],
+    *,
+    key: PRNGKeyArray,
+    snapshots: Snapshots | None = None,
+):
     """Train V on random minibatches of frames. Returns (model, curve)."""
     init_key, loop_key = jax.random.split(key)
     model = VAE(cfg.z_dim, key=init_key)
@@ -75,7 +97,15 @@ def fit_vae(cfg: VAEConfig, obs: UInt8[np.ndarray, "N 64 64 3"], *, key: PRNGKey
         return vae_loss(m, batch, k, cfg.kl_tolerance)
 
     return _fit(
-        model, loss, optax.adam(cfg.lr), cfg.steps, next_batch, loop_key, cfg.log_every, "train_vae"
+        model,
+        loss,
+        optax.adam(cfg.lr),
+        cfg.steps,
+        next_batch,
+        loop_key,
+        cfg.log_every,
+        "train_vae",
+        snapshots,
     )
 
 
@@ -148,9 +178,14 @@ def sample_windows(data: SeqData, batch: int, seq_len: int, key: PRNGKeyArray):
     }
 
 
-def mdrnn_loss(model: MDNRNN, batch: dict, cfg: RNNConfig):
-    """Masked mean of: mixture NLL of z_{t+1} + asymmetric reward error + weighted done BCE."""
-    logits, mu, log_sigma, r_pred, d_logit = jax.vmap(model.unroll)(batch["z"], batch["a"])
+def mdrnn_loss(model: MDNRNN, batch: dict, cfg: RNNConfig, key: PRNGKeyArray):
+    """Masked mean of: mixture NLL of z_{t+1} + asymmetric reward error + weighted done BCE.
+
+    With ``rnn.dropout`` > 0 each window gets its own dropout masks (``key``).
+    """
+    keys = jax.random.split(key, batch["z"].shape[0])
+    masks = jax.vmap(lambda k: dropout_masks(model, cfg.dropout, k))(keys)
+    logits, mu, log_sigma, r_pred, d_logit = jax.vmap(model.unroll)(batch["z"], batch["a"], masks)
     logp = jax.vmap(jax.vmap(mdn_logprob))(logits, mu, log_sigma, batch["z_next"])
     valid, has_next = batch["valid"], batch["has_next"]
     nll = -(logp * has_next).sum() / jnp.maximum(has_next.sum(), 1.0)
@@ -166,7 +201,13 @@ def mdrnn_loss(model: MDNRNN, batch: dict, cfg: RNNConfig):
 
 
 def fit_mdrnn(
-    cfg: RNNConfig, data: Episodes, steps: int, *, key: PRNGKeyArray, init: MDNRNN | None = None
+    cfg: RNNConfig,
+    data: Episodes,
+    steps: int,
+    *,
+    key: PRNGKeyArray,
+    init: MDNRNN | None = None,
+    snapshots: Snapshots | None = None,
 ):
     """Train M (from scratch, or warm-started from ``init``). Returns (model, curve)."""
     init_key, loop_key = jax.random.split(key)
@@ -183,6 +224,9 @@ def fit_mdrnn(
 
     def loss(m, batch, k):
         seq_data, batch_key = batch  # traced arguments, not constants baked into the program
-        return mdrnn_loss(m, sample_windows(seq_data, cfg.batch_size, cfg.seq_len, batch_key), cfg)
+        windows = sample_windows(seq_data, cfg.batch_size, cfg.seq_len, batch_key)
+        return mdrnn_loss(m, windows, cfg, k)
 
-    return _fit(model, loss, optim, steps, next_batch, loop_key, cfg.log_every, "train_rnn")
+    return _fit(
+        model, loss, optim, steps, next_batch, loop_key, cfg.log_every, "train_rnn", snapshots
+    )
