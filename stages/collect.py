@@ -33,10 +33,12 @@ def summary(episodes: list[dict]) -> dict:
 
 
 def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
-    c, steps = p.collect, p.env.max_steps
+    c, steps, tmo = p.collect, p.env.max_steps, p.env.episode_timeout_s
     if policy == "random":
         seeds = list(range(c.random.seed0, c.random.seed0 + c.random.episodes))
-        eps = run_episodes(("random", c.random.dt), seeds, steps, c.workers, "collect_random")
+        eps = run_episodes(
+            ("random", c.random.dt), seeds, steps, c.workers, "collect_random", timeout_s=tmo
+        )
         return eps, summary(eps), ["random"] * len(eps)
     if policy == "heuristic":
         eps, metrics, labels, seed = [], {}, [], c.heuristic.seed0
@@ -45,7 +47,9 @@ def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
                 continue
             seeds = list(range(seed, seed + n))
             seed += n
-            part = run_episodes(("heuristic", mode), seeds, steps, c.workers, f"heuristic/{mode}")
+            part = run_episodes(
+                ("heuristic", mode), seeds, steps, c.workers, f"heuristic/{mode}", timeout_s=tmo
+            )
             metrics[mode] = summary(part) | {
                 "excursions": int(sum(e["excursions"] for e in part)),
                 "recoveries": int(sum(e["recoveries"] for e in part)),
@@ -59,7 +63,9 @@ def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
         s0 = onpolicy_seed0(c.onpolicy, args.round)
         seeds = list(range(s0, s0 + c.onpolicy.episodes))
         spec = ("agent", *args.models, c.onpolicy.noise)
-        eps = run_episodes(spec, seeds, steps, c.workers, f"collect_onpolicy@{args.round}")
+        eps = run_episodes(
+            spec, seeds, steps, c.workers, f"collect_onpolicy@{args.round}", timeout_s=tmo
+        )
         return eps, summary(eps), [f"onpolicy/r{args.round}"] * len(eps)
     raise RuntimeError(f"unknown policy {policy!r} (expected random, heuristic or onpolicy)")
 

@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> None:
         e = p.evaluate
         seeds = list(range(e.seed0, e.seed0 + e.episodes))
         spec = ("agent", *args.models, 0.0)
-        eps = run_episodes(spec, seeds, p.env.max_steps, e.workers, "evaluate")
+        eps = run_episodes(
+            spec, seeds, p.env.max_steps, e.workers, "evaluate", timeout_s=p.env.episode_timeout_s
+        )
         summary = score_summary(eps)
         summary["dream_return"] = float(read_header(args.models[2])["info"]["dream_return"])
         write_json(args.metrics, summary)
@@ -43,7 +45,13 @@ def main(argv: list[str] | None = None) -> None:
         ranked = sorted(eps, key=lambda ep: float(ep["reward"].sum()))
         picks = {"worst": ranked[0]["seed"], "best": ranked[-1]["seed"]}
         replays = run_episodes(
-            spec, list(picks.values()), p.env.max_steps, 1, "video", keep_raw=True
+            spec,
+            list(picks.values()),
+            p.env.max_steps,
+            1,
+            "video",
+            keep_raw=True,
+            timeout_s=p.env.episode_timeout_s,
         )
         out = Path(args.video_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import pytest
 from wm_core.env import make_env, preprocess
 from wm_core.policies import HIGH, LOW, BrownianPolicy, HeuristicPolicy
 from wm_core.rollout import run_episode, run_episodes
+from wm_core.workers import WorkerError
 
 
 @pytest.fixture(scope="module")
@@ -57,5 +58,5 @@ def test_parallel_results_do_not_depend_on_workers():
 
 
 def test_unknown_policy_is_refused():
-    with pytest.raises(ValueError, match="unknown policy kind"):
+    with pytest.raises(WorkerError, match="seed 1 failed: ValueError: unknown policy kind"):
         run_episodes(("drunk",), [1], 5, workers=1, desc="x")

@@ -30,9 +30,11 @@ def _check(ok: bool, key: str, what: str) -> None:
 @dataclass(frozen=True)
 class EnvConfig:
     max_steps: int  # episode cap; CarRacing-v3's own TimeLimit is 1000
+    episode_timeout_s: float  # a worker stuck this long on one episode is an error (watchdog)
 
     def __post_init__(self):
         _check(1 <= self.max_steps <= 1000, "env.max_steps", "in [1, 1000]")
+        _check(self.episode_timeout_s > 0, "env.episode_timeout_s", "> 0")
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,11 @@ not depend on the number of workers.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing as mp
-
 import numpy as np
 from tqdm import tqdm
 
 from wm_core.env import make_env, on_road, preprocess
+from wm_core.workers import run_jobs
 
 _CACHE: dict = {}  # per process: env and policies, built once
 
@@ -88,9 +86,13 @@ def run_episodes(
     workers: int,
     desc: str,
     keep_raw: bool = False,
-    timeout_s: float = 1800.0,
+    timeout_s: float = 300.0,
 ) -> list[dict]:
-    """Run one episode per seed, on ``workers`` processes; results in the order of ``seeds``."""
+    """Run one episode per seed, on ``workers`` processes; results in the order of ``seeds``.
+
+    An episode that fails, hangs past ``timeout_s`` or kills its worker raises WorkerError
+    naming its seed (:mod:`wm_core.workers`).
+    """
     bar = tqdm(total=len(seeds), desc=desc, mininterval=2.0)
     results: dict[int, dict] = {}
 
@@ -100,30 +102,8 @@ def run_episodes(
         rets = [float(e["reward"].sum()) for e in results.values()]
         bar.set_postfix(mean_return=f"{np.mean(rets):.1f}")
 
-    if workers == 1:
-        for s in seeds:
-            done(s, episode_job(spec, s, max_steps, keep_raw))
-    else:
-        ctx = mp.get_context("spawn")  # no forked JAX/pygame state
-        with cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            futures = {pool.submit(episode_job, spec, s, max_steps, keep_raw): s for s in seeds}
-            try:
-                for fut in cf.as_completed(futures, timeout=timeout_s):
-                    seed = futures[fut]
-                    try:
-                        done(seed, fut.result())
-                    except Exception as e:
-                        raise RuntimeError(
-                            f"{desc}: episode with seed {seed} failed: {type(e).__name__}: {e}"
-                        ) from e
-            except cf.TimeoutError:
-                missing = sorted(set(seeds) - set(results))
-                raise RuntimeError(
-                    f"{desc}: episodes with seeds {missing[:5]} did not finish "
-                    f"within {timeout_s:.0f} s"
-                ) from None
-            finally:
-                for f in futures:
-                    f.cancel()
+    jobs = [(s, (spec, s, max_steps, keep_raw)) for s in seeds]
+    for seed, ep in run_jobs(episode_job, jobs, workers, desc, timeout_s):
+        done(seed, ep)
     bar.close()
     return [results[s] for s in seeds]

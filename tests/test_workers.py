@@ -1,0 +1,59 @@
+"""Workers: a hung or killed episode process is an error naming its seed, in bounded time."""
+
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from wm_core.rollout import run_episodes
+from wm_core.workers import WorkerError
+
+SEEDS = [41, 42, 43, 44]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def hit_a_worker(sig: int, after_cpu_s: float = 4.0) -> threading.Thread:
+    """Send ``sig`` to one worker once it has run long enough to be inside an episode
+    (imports and env creation take ~2 s of CPU; a 1000-frame episode ~5 s)."""
+
+    def go():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for child in mp.active_children():
+                try:
+                    if cpu_seconds(child.pid) >= after_cpu_s:
+                        os.kill(child.pid, sig)
+                        return
+                except (FileNotFoundError, ProcessLookupError):
+                    pass
+            time.sleep(0.05)
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize(
+    "sig, message",
+    [
+        (signal.SIGSTOP, r"seed 4[1-4] did not finish within 8 s \(worker hung\)"),
+        (
+            signal.SIGKILL,
+            r"worker process died \(exit code -9\) while running the episode with seed 4[1-4]",
+        ),
+    ],
+)
+def test_a_hung_or_dead_worker_names_its_seed_and_leaves_no_process(sig, message):
+    t0 = time.monotonic()
+    hit_a_worker(sig)
+    with pytest.raises(WorkerError, match=message):
+        run_episodes(("random", 0.02), SEEDS, 1000, workers=2, desc="w", timeout_s=8)
+    assert time.monotonic() - t0 < 90
+    assert mp.active_children() == []  # every worker killed and reaped

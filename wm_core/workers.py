@@ -1,0 +1,108 @@
+"""Worker processes with a watchdog: a crashed or hung episode is an error naming its seed.
+
+``concurrent.futures`` cannot say which task a dead worker was running, and its shutdown waits
+forever on a hung one (the classic silent hang of World Models reproductions). Here each worker
+announces the seed it starts, so the parent knows, at every moment, which seed each process is
+on and since when. An episode that runs past ``timeout_s``, a worker that dies (segfault, OOM
+kill, SIGKILL) and an exception inside an episode all end the run with one message naming the
+seed; every worker is then killed and reaped, so no process outlives the call.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from wm_core.errors import WMError
+
+
+class WorkerError(WMError):
+    """An episode failed, hung, or took its worker process down."""
+
+
+def _worker(fn: Callable, tasks, results) -> None:
+    while (task := tasks.get()) is not None:
+        seed, args = task
+        results.put(("start", seed, mp.current_process().pid))
+        try:
+            results.put(("done", seed, fn(*args)))
+        except BaseException as e:  # reported to the parent, which owns the error message
+            tb = traceback.format_exception_only(type(e), e)[-1].strip()
+            results.put(("error", seed, tb))
+
+
+def run_jobs(
+    fn: Callable[..., Any],
+    jobs: list[tuple[int, tuple]],
+    workers: int,
+    desc: str,
+    timeout_s: float,
+    poll_s: float = 0.5,
+) -> Iterator[tuple[int, Any]]:
+    """Yield (seed, fn(*args)) for each (seed, args) in ``jobs`` as workers finish them.
+
+    Raises WorkerError naming the seed when an episode raises, runs longer than ``timeout_s``
+    seconds, or its worker dies. Workers are spawned (no forked JAX/pygame state).
+    """
+    ctx = mp.get_context("spawn")
+    tasks, results = ctx.Queue(), ctx.Queue()
+    for job in jobs:
+        tasks.put(job)
+    n_procs = max(1, min(workers, len(jobs)))
+    for _ in range(n_procs):
+        tasks.put(None)
+    procs = [
+        ctx.Process(target=_worker, args=(fn, tasks, results), daemon=True) for _ in range(n_procs)
+    ]
+    for p in procs:
+        p.start()
+    running: dict[int, tuple[int, float]] = {}  # pid -> (seed, start time)
+    left = {seed for seed, _ in jobs}
+    try:
+        while left:
+            try:
+                kind, seed, payload = results.get(timeout=poll_s)
+            except queue.Empty:
+                _check_workers(procs, running, left, desc, timeout_s)
+                continue
+            _check_workers(procs, running, left, desc, timeout_s, idle=False)
+            if kind == "start":
+                running[payload] = (seed, time.monotonic())
+            elif kind == "error":
+                raise WorkerError(f"{desc}: episode with seed {seed} failed: {payload}")
+            else:
+                running = {pid: v for pid, v in running.items() if v[0] != seed}
+                left.discard(seed)
+                yield seed, payload
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+            p.join()
+        for q in (tasks, results):
+            q.cancel_join_thread()
+            q.close()
+
+
+def _check_workers(procs, running, left, desc: str, timeout_s: float, idle: bool = True) -> None:
+    now = time.monotonic()
+    for seed, t0 in running.values():
+        if now - t0 > timeout_s:
+            raise WorkerError(
+                f"{desc}: episode with seed {seed} did not finish within {timeout_s:.0f} s "
+                "(worker hung); all workers stopped"
+            )
+    for p in procs:
+        if not p.is_alive() and p.exitcode != 0:
+            seed = running.get(p.pid, (None,))[0]
+            what = f"seed {seed}" if seed is not None else f"one of seeds {sorted(left)[:5]}"
+            raise WorkerError(
+                f"{desc}: worker process died (exit code {p.exitcode}) while running the "
+                f"episode with {what}"
+            )
+    if idle and not any(p.is_alive() for p in procs):  # nothing left that could report
+        raise WorkerError(f"{desc}: all workers exited with seeds {sorted(left)[:5]} unfinished")
