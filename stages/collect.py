@@ -33,12 +33,10 @@ def summary(episodes: list[dict]) -> dict:
 
 
 def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
-    c, steps, tmo = p.collect, p.env.max_steps, p.env.episode_timeout_s
+    c = p.collect
     if policy == "random":
         seeds = list(range(c.random.seed0, c.random.seed0 + c.random.episodes))
-        eps = run_episodes(
-            ("random", c.random.dt), seeds, steps, c.workers, "collect_random", timeout_s=tmo
-        )
+        eps = run_episodes(("random", c.random.dt), seeds, p.env, c.workers, "collect_random")
         return eps, summary(eps), ["random"] * len(eps)
     if policy == "heuristic":
         eps, metrics, labels, seed = [], {}, [], c.heuristic.seed0
@@ -47,9 +45,7 @@ def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
                 continue
             seeds = list(range(seed, seed + n))
             seed += n
-            part = run_episodes(
-                ("heuristic", mode), seeds, steps, c.workers, f"heuristic/{mode}", timeout_s=tmo
-            )
+            part = run_episodes(("heuristic", mode), seeds, p.env, c.workers, f"heuristic/{mode}")
             metrics[mode] = summary(part) | {
                 "excursions": int(sum(e["excursions"] for e in part)),
                 "recoveries": int(sum(e["recoveries"] for e in part)),
@@ -63,9 +59,7 @@ def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
         s0 = onpolicy_seed0(c.onpolicy, args.round)
         seeds = list(range(s0, s0 + c.onpolicy.episodes))
         spec = ("agent", *args.models, c.onpolicy.noise)
-        eps = run_episodes(
-            spec, seeds, steps, c.workers, f"collect_onpolicy@{args.round}", timeout_s=tmo
-        )
+        eps = run_episodes(spec, seeds, p.env, c.workers, f"collect_onpolicy@{args.round}")
         return eps, summary(eps), [f"onpolicy/r{args.round}"] * len(eps)
     raise RuntimeError(f"unknown policy {policy!r} (expected random, heuristic or onpolicy)")
 
@@ -89,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
             "env_id": ENV_ID,
             "gymnasium_version": gym_version(),
             "max_steps": p.env.max_steps,
+            "crop_hud": p.env.crop_hud,  # frames are what V and the agent see
         }
         write_dataset(args.out, from_episodes(eps, attrs))
         write_json(args.metrics, metrics)

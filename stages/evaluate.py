@@ -1,6 +1,9 @@
 """evaluate: the final agent drives the real CarRacing-v3 from frame 0 on held-out seeds.
 
-python -m stages.evaluate METRICS.json SCORES.tsv VIDEO_DIR VAE.eqx RNN.eqx CTRL.eqx
+python -m stages.evaluate METRICS.json SCORES.tsv VIDEO_DIR STRIP.png VAE.eqx RNN.eqx CTRL.eqx
+
+Writes the metrics, per-episode scores, mp4s of the best and the worst episode, and a strip of
+real frames / V reconstructions / M's open-loop dream from the best episode.
 """
 
 from __future__ import annotations
@@ -8,12 +11,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import jax
+
 from stages.common import run_stage
+from wm_core.agent import load_world
 from wm_core.checkpoint import read_header
 from wm_core.evaluate import score_summary
 from wm_core.metrics import write_json, write_tsv
 from wm_core.rollout import run_episodes
-from wm_core.video import write_mp4
+from wm_core.strip import dream_strip
+from wm_core.video import write_mp4, write_png
+
+
+def write_strip(path: str, ep: dict, models: list[str], temperature: float, seed: int) -> None:
+    """The best episode's frames from ~frame 50 (after the zoom-in), 8 panels."""
+    vae, rnn, _, _ = load_world(*models)
+    t = len(ep["action"])
+    start = max(1, min(50, t // 3))
+    every = max(1, (t - start) // 8)
+    panels = min(8, (t - start) // every)
+    key = jax.random.fold_in(jax.random.key(seed), 5)
+    img = dream_strip(vae, rnn, ep["obs"], ep["action"], start, panels, every, temperature, key)
+    write_png(path, img)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("metrics")
     ap.add_argument("scores")
     ap.add_argument("video_dir")
+    ap.add_argument("strip")
     ap.add_argument("models", nargs=3, metavar="MODEL")
     args = ap.parse_args(argv)
 
@@ -28,9 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         e = p.evaluate
         seeds = list(range(e.seed0, e.seed0 + e.episodes))
         spec = ("agent", *args.models, 0.0)
-        eps = run_episodes(
-            spec, seeds, p.env.max_steps, e.workers, "evaluate", timeout_s=p.env.episode_timeout_s
-        )
+        eps = run_episodes(spec, seeds, p.env, e.workers, "evaluate")
         summary = score_summary(eps)
         summary["dream_return"] = float(read_header(args.models[2])["info"]["dream_return"])
         write_json(args.metrics, summary)
@@ -44,19 +62,12 @@ def main(argv: list[str] | None = None) -> None:
         # Rerun the best and the worst episode with raw frames (driving is deterministic).
         ranked = sorted(eps, key=lambda ep: float(ep["reward"].sum()))
         picks = {"worst": ranked[0]["seed"], "best": ranked[-1]["seed"]}
-        replays = run_episodes(
-            spec,
-            list(picks.values()),
-            p.env.max_steps,
-            1,
-            "video",
-            keep_raw=True,
-            timeout_s=p.env.episode_timeout_s,
-        )
+        replays = run_episodes(spec, list(picks.values()), p.env, 1, "video", keep_raw=True)
         out = Path(args.video_dir)
         out.mkdir(parents=True, exist_ok=True)
         for (name, seed), ep in zip(picks.items(), replays):
             write_mp4(out / f"{name}_seed{seed}.mp4", ep["raw"])
+        write_strip(args.strip, replays[-1], args.models, p.dream.temperature, p.seed)
 
     run_stage("evaluate", body)
 

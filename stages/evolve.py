@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -24,6 +26,34 @@ from wm_core.es import evolve
 from wm_core.mdrnn import MDNRNN
 from wm_core.metrics import write_json, write_tsv
 from wm_core.resume import Snapshots, fingerprint
+from wm_core.rollout import run_episodes
+
+
+def make_real_check(
+    p, vae: str, rnn: str, template: Controller, unravel, output: str, generations: int
+):
+    """-> on_generation(gen, best_x): every ``real_check_every`` generations (and at the last),
+    drive the best-so-far C on the real_check tracks; the column carries the last check."""
+    e = p.evolve
+    seeds = list(range(e.real_check_seed0, e.real_check_seed0 + e.real_check_episodes))
+    tmp = Path(".wm_resume") / (str(Path(output)).replace(os.sep, "__") + ".check.eqx")
+    state = {"score": float("nan")}
+
+    def check(gen: int, best_x: np.ndarray) -> dict:
+        if gen % e.real_check_every == 0 or gen + 1 == generations:
+            ctrl = eqx.combine(
+                unravel(jnp.asarray(best_x, jnp.float32)),
+                eqx.filter(template, eqx.is_array, inverse=True),
+            )
+            hp = {"z_dim": template.z_dim, "hidden": template.hidden}
+            save_model(tmp, ctrl, "controller", hp)
+            spec = ("agent", vae, rnn, str(tmp), 0.0)
+            eps = run_episodes(spec, seeds, p.env, p.collect.workers, "real_check")
+            state["score"] = float(np.mean([ep["reward"].sum() for ep in eps]))
+            tmp.unlink(missing_ok=True)
+        return {"real_check": state["score"]}
+
+    return check
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("latents", nargs="+")
     ap.add_argument("--init", help="a controller for CMA-ES to start from (default: fresh)")
     ap.add_argument("--round", default="0")
+    ap.add_argument("--vae", help="V, for the optional real-env checks (evolve.real_check_every)")
     args = ap.parse_args(argv)
 
     def body(p) -> None:
@@ -54,7 +85,9 @@ def main(argv: list[str] | None = None) -> None:
 
         def fitness(pop: np.ndarray, gen: int) -> np.ndarray:
             rng = np.random.default_rng([p.seed, rnd, gen])
-            starts = sample_starts(data, p.evolve.rollouts, p.dream.warmup, rng)
+            starts = sample_starts(
+                data, p.evolve.rollouts, p.dream.warmup, rng, p.dream.reset_starts
+            )
             r = returns(
                 rnn, jnp.asarray(pop, jnp.float32), starts, jax.random.fold_in(key, gen + 1)
             )
@@ -66,6 +99,13 @@ def main(argv: list[str] | None = None) -> None:
             fingerprint(p.evolve, inputs, [p.seed, args.round, args.model, p.dream]),
             p.evolve.snapshot_every,
         )
+        real_check = None
+        if p.evolve.real_check_every > 0:
+            if not args.vae:
+                raise RuntimeError("evolve.real_check_every > 0 needs --vae")
+            real_check = make_real_check(
+                p, args.vae, args.rnn, ctrl, unravel, args.model, generations
+            )
         if generations > 0:
             best, best_f, curve = evolve(
                 np.asarray(flat0),
@@ -75,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
                 generations=generations,
                 seed=p.seed + 1000 * rnd,
                 snapshots=snaps,
+                on_generation=real_check,
             )
         else:
             best, best_f, curve = (

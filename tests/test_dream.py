@@ -68,3 +68,20 @@ def test_dream_dropout_gives_each_dream_its_own_world(key):
     dropped = dream_return(ctrl, rnn, *args, key, 1.0, 20, 0.3)
     assert dropped == dream_return(ctrl, rnn, *args, key, 1.0, 20, 0.3)  # mask comes from key
     assert dropped != plain
+
+
+def test_fresh_starts_begin_at_frame_zero_with_a_zero_state(key):
+    rnn = never_done(MDNRNN(4, 8, 2, key=key))
+    ctrl = Controller(4, 8, key=jax.random.fold_in(key, 1))
+    z0 = jnp.ones(4)
+    warm = (jnp.full((3, 4), 2.0), jnp.full((3, 3), 0.5))
+    cold = dream_return(ctrl, rnn, jnp.zeros((0, 4)), jnp.zeros((0, 3)), z0, key, 1.0, 20)
+    fresh = dream_return(ctrl, rnn, *warm, z0, key, 1.0, 20, fresh=jnp.array(True))
+    warmed = dream_return(ctrl, rnn, *warm, z0, key, 1.0, 20, fresh=jnp.array(False))
+    assert fresh == cold and warmed != cold
+    data = make_episodes(lengths=(30, 20), z_dim=4, frames=False)
+    s = sample_starts(data, 8, 5, np.random.default_rng(0), reset_frac=0.25)
+    assert s.fresh.tolist() == [True, True] + [False] * 6
+    first_frames = data.mu[data.episode_starts]
+    for z in np.asarray(s.z0[:2]):  # posterior samples around an episode's first frame
+        assert np.abs(first_frames - z).max(axis=1).min() < 5 * np.exp(-1.0)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from wm_core.config import EnvConfig
 from wm_core.env import make_env, preprocess
 from wm_core.policies import HIGH, LOW, BrownianPolicy, HeuristicPolicy
 from wm_core.rollout import run_episode, run_episodes
@@ -23,6 +24,10 @@ def test_preprocess_crops_hud_and_resizes(env):
     hud = obs.copy()
     hud[84:] = 0  # changing only the HUD rows does not change the model's input
     np.testing.assert_array_equal(preprocess(hud), small)
+    # with the HUD kept, the bottom rows of the 64x64 frame are the HUD and react to it
+    full = preprocess(obs, crop_hud=False)
+    assert full.shape == (64, 64, 3) and not np.array_equal(full, small)
+    assert not np.array_equal(preprocess(hud, crop_hud=False)[-8:], full[-8:])
 
 
 def test_brownian_stays_in_bounds_and_is_seeded(env):
@@ -47,10 +52,13 @@ def test_heuristic_drives_and_recovery_leaves_the_road(env):
     assert rec["reward"].sum() > 150  # and it comes back to keep collecting tiles
 
 
+ENV30 = EnvConfig(max_steps=30, episode_timeout_s=120, fast=True, crop_hud=True)
+
+
 def test_parallel_results_do_not_depend_on_workers():
     seeds = [5, 6, 7]
-    one = run_episodes(("random", 0.02), seeds, 30, workers=1, desc="w1")
-    two = run_episodes(("random", 0.02), seeds, 30, workers=2, desc="w2")
+    one = run_episodes(("random", 0.02), seeds, ENV30, workers=1, desc="w1")
+    two = run_episodes(("random", 0.02), seeds, ENV30, workers=2, desc="w2")
     for a, b in zip(one, two):
         assert a["seed"] == b["seed"]
         np.testing.assert_array_equal(a["obs"], b["obs"])
@@ -59,4 +67,4 @@ def test_parallel_results_do_not_depend_on_workers():
 
 def test_unknown_policy_is_refused():
     with pytest.raises(WorkerError, match="seed 1 failed: ValueError: unknown policy kind"):
-        run_episodes(("drunk",), [1], 5, workers=1, desc="x")
+        run_episodes(("drunk",), [1], ENV30, workers=1, desc="x")

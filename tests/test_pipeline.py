@@ -3,8 +3,10 @@
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -32,10 +34,11 @@ def sh(*cmd, cwd):
     return out.stdout + out.stderr
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """The project as a user clones it, with the tiny params as params.yaml, after `dvc repro`."""
-    path = tmp_path_factory.mktemp("wm") / "repo"
+def make_repo(path: Path, overrides: dict | None = None) -> tuple[Path, str]:
+    """The project as a user clones it, with the tiny params (plus ``overrides``, dotted keys)
+    as params.yaml, committed, after `dvc repro`."""
+    import yaml
+
     skip = shutil.ignore_patterns(
         ".git",
         "data",
@@ -44,6 +47,7 @@ def repo(tmp_path_factory):
         "__pycache__",
         "*.egg-info",
         ".pytest_cache",
+        ".wm_resume",
         "dvc.lock",
         "metrics",
         "plots",
@@ -54,12 +58,26 @@ def repo(tmp_path_factory):
         return set(skip(directory, names)) | extra
 
     shutil.copytree(ROOT, path, ignore=ignore)
-    shutil.copy(ROOT / "tests" / "tiny_params.yaml", path / "params.yaml")
+    params = yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text())
+    for key, value in (overrides or {}).items():
+        *parents, leaf = key.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git", "init", "-q", cwd=path)
-    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A", cwd=path)
-    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init", cwd=path)
-    log = sh("dvc", "repro", cwd=path)
-    return path, log
+    sh(*GIT, "add", "-A", cwd=path)
+    sh(*GIT, "commit", "-qm", "init", cwd=path)
+    return path, sh("dvc", "repro", cwd=path)
+
+
+GIT = ("git", "-c", "user.name=t", "-c", "user.email=t@t")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return make_repo(tmp_path_factory.mktemp("wm") / "repo")
 
 
 @pytest.mark.slow
@@ -131,9 +149,8 @@ def test_wm_play_drives_the_trained_agent(repo):
 @pytest.mark.slow
 def test_push_then_fresh_clone_pull_needs_no_rerun(repo):
     path, _ = repo
-    git = ("git", "-c", "user.name=t", "-c", "user.email=t@t")
-    sh(*git, "add", "-A", cwd=path)
-    sh(*git, "commit", "-qm", "tiny run", cwd=path)
+    sh(*GIT, "add", "-A", cwd=path)
+    sh(*GIT, "commit", "-qm", "tiny run", cwd=path)
     sh("dvc", "push", cwd=path)  # the shipped default remote: a directory beside the repo
     clone = path.parent / "clone"
     sh("git", "clone", "-q", str(path), str(clone), cwd=path.parent)
@@ -148,7 +165,7 @@ def test_push_then_fresh_clone_pull_needs_no_rerun(repo):
 @pytest.mark.parametrize(
     "key,value,expected",
     [
-        ("dream.temperature", 1.5, {"evolve", "evolve_round@1"}),
+        ("dream.temperature", 1.5, {"evolve", "evolve_round@1", "evaluate"}),
         ("evaluate.episodes", 3, {"evaluate"}),
         ("collect.random.episodes", 3, {"collect_random"}),
         ("rnn.round_steps", 4, {"train_rnn_round@1"}),
@@ -173,3 +190,91 @@ def test_a_param_change_flags_only_the_stages_that_read_it(repo, key, value, exp
     finally:
         params.write_text(original)
     assert "up to date" in sh("dvc", "status", cwd=path)
+
+
+def commit_all(path: Path, message: str) -> None:
+    sh(*GIT, "add", "-A", cwd=path)
+    sh(*GIT, "commit", "-qm", message, "--allow-empty", cwd=path)
+
+
+def exp_table(path: Path) -> list[dict]:
+    import csv
+    import io
+
+    keep = "Experiment|score_mean|score_std|delusion_rate$|dream.temperature"
+    out = sh("dvc", "exp", "show", "--csv", "--keep", keep, "--drop", ".*", cwd=path)
+    return list(csv.DictReader(io.StringIO(out[out.index("Experiment") :])))
+
+
+UPSTREAM = {"collect_random", "collect_heuristic", "flip_augment", "train_vae", "encode_latents"}
+
+
+@pytest.mark.slow
+def test_exp_run_reruns_downstream_only_and_shows_in_exp_show_and_metrics_diff(repo):
+    path, _ = repo
+    commit_all(path, "baseline")
+    log = sh("dvc", "exp", "run", "-n", "hot", "-S", "dream.temperature=1.5", cwd=path)
+    ran = set(re.findall(r"Running stage '([^']+)'", log))
+    assert {"evolve", "evaluate"} <= ran and not ran & (UPSTREAM | {"train_rnn"})
+    hot = [r for r in exp_table(path) if r["Experiment"] == "hot"]
+    assert len(hot) == 1 and float(hot[0]["dream.temperature"]) == 1.5
+    assert all(math.isfinite(float(hot[0][k])) for k in ("score_mean", "score_std"))
+    # the experiment's results are in the workspace: metrics diff against the commit shows them
+    diff = json.loads(sh("dvc", "metrics", "diff", "--all", "--json", cwd=path))
+    assert {"score_mean", "delusion_rate"} <= set(diff["metrics/evaluate.json"])
+    sh("git", "checkout", "-q", "--", ".", cwd=path)
+    sh("dvc", "checkout", "-q", cwd=path)
+    assert "up to date" in sh("dvc", "status", cwd=path)
+
+
+@pytest.mark.slow
+def test_queued_temperature_sweep_runs_every_value(repo):
+    path, _ = repo
+    commit_all(path, "before sweep")
+    sh("dvc", "exp", "run", "--queue", "-S", "dream.temperature=0.75,1.0", cwd=path)
+    sh("dvc", "queue", "start", "-j", "1", cwd=path)
+    deadline = time.monotonic() + 900
+    while re.search(r"\b(Queued|Running)\b", sh("dvc", "queue", "status", cwd=path)):
+        assert time.monotonic() < deadline, "queued experiments did not finish"
+        time.sleep(2)
+    assert "Failed" not in sh("dvc", "queue", "status", cwd=path)
+    rows = {float(r["dream.temperature"]): r for r in exp_table(path) if r["Experiment"]}
+    assert {0.75, 1.0} <= set(rows)
+    assert all(math.isfinite(float(rows[t]["score_mean"])) for t in (0.75, 1.0))
+    assert "up to date" in sh("dvc", "status", cwd=path)  # the workspace is untouched
+
+
+@pytest.mark.slow
+def test_plots_render_every_declared_curve(repo):
+    path, _ = repo
+    data = json.loads(sh("dvc", "plots", "show", "--json", cwd=path))["data"]
+    for name in (
+        "plots/train_vae.tsv",
+        "plots/train_rnn/r0.tsv",
+        "plots/evolve/r1.tsv",
+        "plots/evaluate/scores.tsv",
+    ):
+        assert any(k.endswith(name) for k in data), name
+
+
+@pytest.mark.slow
+def test_outputs_are_byte_identical_across_runs_and_worker_counts(repo, tmp_path_factory):
+    """Same params and seed, 2 workers instead of 1: every output DVC tracks has the same hash."""
+    import yaml
+
+    path, _ = repo
+    other, _ = make_repo(
+        tmp_path_factory.mktemp("wm2") / "repo",
+        {"collect.workers": 2, "evaluate.workers": 2},
+    )
+
+    def out_hashes(p: Path) -> dict:
+        lock = yaml.safe_load((p / "dvc.lock").read_text())["stages"]
+        return {(s, o["path"]): o["md5"] for s, v in lock.items() for o in v.get("outs", [])}
+
+    sh("git", "checkout", "-q", "--", ".", cwd=path)
+    sh("dvc", "checkout", "-q", cwd=path)
+    mine, theirs = out_hashes(path), out_hashes(other)
+    assert mine.keys() == theirs.keys()
+    differ = sorted(k for k in mine if mine[k] != theirs[k])
+    assert differ == []

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from wm_core.checkpoint import load_model, save_model
 from wm_core.train import make_train_step
@@ -53,3 +54,22 @@ def test_save_load_round_trip(tmp_path, key):
     assert eqx.tree_equal(vae, back)
     x = np.random.default_rng(0).random((2, 64, 64, 3)).astype(np.float32)
     np.testing.assert_array_equal(vae.encode(x)[0], back.encode(x)[0])
+
+
+def test_dream_strip_rows_real_recon_dream(key):
+    from wm_core.mdrnn import MDNRNN
+    from wm_core.strip import dream_strip
+
+    vae = VAE(4, key=key)
+    rnn = MDNRNN(4, 8, 2, key=key)
+    rng = np.random.default_rng(0)
+    obs = rng.integers(0, 256, (30, 64, 64, 3), dtype=np.uint8)
+    actions = rng.uniform(-1, 1, (30, 3)).astype(np.float32)
+    img = dream_strip(vae, rnn, obs, actions, 5, 3, 4, 1.25, key)
+    assert img.shape == (3 * 64, 3 * 64, 3) and img.dtype == np.uint8
+    np.testing.assert_array_equal(img[:64, 64:128], obs[9])  # row 1: the real frames
+    # the dream starts from the real frame's z: its first panel is the reconstruction
+    np.testing.assert_array_equal(img[128:, :64], img[64:128, :64])
+    assert not np.array_equal(img[128:, 64:128], img[64:128, 64:128])  # then M takes over
+    with pytest.raises(ValueError, match="strip needs frames"):
+        dream_strip(vae, rnn, obs, actions, 5, 8, 4, 1.25, key)

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from wm_core.config import EnvConfig
 from wm_core.rollout import run_episodes
 from wm_core.workers import WorkerError
 
@@ -54,6 +55,7 @@ def test_a_hung_or_dead_worker_names_its_seed_and_leaves_no_process(sig, message
     t0 = time.monotonic()
     hit_a_worker(sig)
     with pytest.raises(WorkerError, match=message):
-        run_episodes(("random", 0.02), SEEDS, 1000, workers=2, desc="w", timeout_s=8)
+        env = EnvConfig(max_steps=1000, episode_timeout_s=8, fast=True, crop_hud=True)
+        run_episodes(("random", 0.02), SEEDS, env, workers=2, desc="w")
     assert time.monotonic() - t0 < 90
     assert mp.active_children() == []  # every worker killed and reaped

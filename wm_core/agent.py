@@ -15,7 +15,6 @@ from jaxtyping import Float
 
 from wm_core.checkpoint import load_model
 from wm_core.controller import Controller
-from wm_core.env import preprocess
 from wm_core.mdrnn import MDNRNN
 from wm_core.policies import HIGH, LOW
 from wm_core.vae import VAE
@@ -59,8 +58,9 @@ class AgentPolicy:
         self.rng = np.random.default_rng([seed, 3])
         self.pred_reward: list[float] = []
 
-    def act(self, obs, env) -> Float[np.ndarray, " 3"]:
-        z, a = _encode_act(self.vae, self.ctrl, jnp.asarray(preprocess(obs)), self.carry[0])
+    def act(self, obs, env, frame) -> Float[np.ndarray, " 3"]:
+        """``frame``: the preprocessed 64x64 view of ``obs`` (as V was trained on)."""
+        z, a = _encode_act(self.vae, self.ctrl, jnp.asarray(frame), self.carry[0])
         a = np.asarray(a, np.float32)
         if self.noise > 0:
             a = np.clip(a + self.noise * self.rng.standard_normal(3), LOW, HIGH).astype(np.float32)

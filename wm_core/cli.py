@@ -51,11 +51,10 @@ def play(args) -> None:
     eps = run_episodes(
         ("agent", *map(str, paths), 0.0),
         args.seeds,
-        p.env.max_steps,
+        p.env,
         args.workers,
         "play",
         keep_raw=bool(args.video),
-        timeout_s=p.env.episode_timeout_s,
     )
     scores = np.array([float(e["reward"].sum()) for e in eps])
     for e, s in zip(eps, scores):

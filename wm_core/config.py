@@ -31,6 +31,8 @@ def _check(ok: bool, key: str, what: str) -> None:
 class EnvConfig:
     max_steps: int  # episode cap; CarRacing-v3's own TimeLimit is 1000
     episode_timeout_s: float  # a worker stuck this long on one episode is an error (watchdog)
+    fast: bool  # the pixel-identical fast renderer (False: stock Gymnasium; same data either way)
+    crop_hud: bool  # crop the HUD rows before resizing to 64x64 (Ha) or keep them visible
 
     def __post_init__(self):
         _check(1 <= self.max_steps <= 1000, "env.max_steps", "in [1, 1000]")
@@ -148,8 +150,10 @@ class DreamConfig:
     horizon: int
     warmup: int  # real steps that warm h up before the dream starts
     dropout: float  # DDL: each dream runs M under its own dropout mask (0 = off)
+    reset_starts: float  # fraction of dreams that start at an episode's first frame, h = 0
 
     def __post_init__(self):
+        _check(0 <= self.reset_starts <= 1, "dream.reset_starts", "in [0, 1]")
         _check(self.temperature > 0, "dream.temperature", "> 0")
         _check(self.horizon >= 1, "dream.horizon", ">= 1")
         _check(self.warmup >= 0, "dream.warmup", ">= 0")
@@ -164,9 +168,15 @@ class EvolveConfig:
     generations: int  # round 0
     round_generations: int  # rounds >= 1, started from the previous round's controller
     snapshot_every: int  # resumable: snapshot every N generations (0 = off)
+    real_check_every: int  # drive the best-so-far C in the real env every N generations (0 = off)
+    real_check_episodes: int  # tracks per real check
+    real_check_seed0: int  # their seeds: training tracks, disjoint from evaluation's
 
     def __post_init__(self):
         _check(self.snapshot_every >= 0, "evolve.snapshot_every", ">= 0")
+        _check(self.real_check_every >= 0, "evolve.real_check_every", ">= 0")
+        _check(self.real_check_episodes >= 1, "evolve.real_check_episodes", ">= 1")
+        _check(self.real_check_seed0 >= 0, "evolve.real_check_seed0", ">= 0")
         _check(self.popsize >= 2, "evolve.popsize", ">= 2")
         _check(self.rollouts >= 1, "evolve.rollouts", ">= 1")
         _check(self.sigma0 > 0, "evolve.sigma0", "> 0")
@@ -227,6 +237,11 @@ class Params:
         for rid in self.rounds:
             s0 = onpolicy_seed0(c.onpolicy, rid)
             seeds[f"collect.onpolicy@{rid}"] = range(s0, s0 + c.onpolicy.episodes)
+        e = self.evolve
+        if e.real_check_every > 0:
+            seeds["evolve.real_check"] = range(
+                e.real_check_seed0, e.real_check_seed0 + e.real_check_episodes
+            )
         return seeds
 
     def _check_seed_overlap(self) -> None:

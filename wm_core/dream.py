@@ -1,10 +1,12 @@
 """Rollouts inside M's dream: population x rollouts x horizon as one jitted, vmapped call.
 
-A dream starts from real data: ``warmup`` real (z, a) steps of an encoded episode warm the
-LSTM state up, then the controller acts on z sampled from the next real frame's posterior
-and M takes over: z_{t+1} is sampled at the dream temperature, the reward head pays r_t,
-and the done head (sigmoid > 0.5) ends the dream after paying that step's reward. With
-``dropout`` > 0 each dream runs M under its own dropout mask (DDL), the warm-up included.
+A dream starts from real data, in one of two ways: (a) like a real episode, at an episode's
+first frame (the zoom-in) with a zero LSTM state, or (b) at a random later frame, after
+``warmup`` real (z, a) steps warmed the LSTM state up. The controller acts on z sampled from
+that frame's posterior and M takes over: z_{t+1} is sampled at the dream temperature, the
+reward head pays r_t, and the done head (sigmoid > 0.5) ends the dream after paying that
+step's reward. With ``dropout`` > 0 each dream runs M under its own dropout mask (DDL), the
+warm-up included.
 """
 
 from __future__ import annotations
@@ -31,8 +33,12 @@ def dream_return(
     temperature: float,
     horizon: int,
     dropout: float = 0.0,
+    fresh: Array | None = None,
 ) -> Float[Array, ""]:
-    """Total predicted reward of one dream of ``horizon`` steps (masked after done)."""
+    """Total predicted reward of one dream of ``horizon`` steps (masked after done).
+
+    ``fresh`` (bool scalar): start from a zero LSTM state (an episode's first frame).
+    """
     mask_key, key = jax.random.split(key)
     masks = dropout_masks(rnn, dropout, mask_key)
 
@@ -40,6 +46,8 @@ def dream_return(
         return rnn.step(*za, carry, masks), None
 
     carry, _ = jax.lax.scan(warm, rnn.init_carry(), (z_warm, a_warm))
+    if fresh is not None:  # an episode start: h = c = 0, exactly as the real agent begins
+        carry = jax.tree.map(lambda x: jnp.where(fresh, jnp.zeros_like(x), x), carry)
 
     def step(state, k):
         z, carry, alive, ret = state
@@ -56,29 +64,39 @@ def dream_return(
 
 
 class DreamStarts(eqx.Module):
-    """R start states: warm-up windows of real latents/actions and the first dream z."""
+    """R start states: warm-up windows of real latents/actions, the first dream z, and
+    whether the dream starts fresh (an episode's first frame, zero LSTM state)."""
 
     z_warm: Float[Array, "R W z"]
     a_warm: Float[Array, "R W 3"]
     z0: Float[Array, "R z"]
+    fresh: Array  # (R,) bool
 
 
-def sample_starts(data: Episodes, n: int, warmup: int, rng: np.random.Generator) -> DreamStarts:
-    """Pick n random frames with at least ``warmup`` earlier frames in the same episode."""
+def sample_starts(
+    data: Episodes, n: int, warmup: int, rng: np.random.Generator, reset_frac: float = 0.0
+) -> DreamStarts:
+    """round(n * reset_frac) dreams start at a random episode's first frame (as the real agent
+    does); the others at a random frame with at least ``warmup`` earlier frames."""
     lengths, starts = data.lengths, data.episode_starts
     ok = lengths > warmup
     if not ok.any():
         raise ValueError(f"no episode is longer than dream.warmup={warmup} frames")
+    n_fresh = int(round(n * reset_frac))
     weights = np.where(ok, lengths - warmup, 0).astype(np.float64)
     e = rng.choice(len(lengths), size=n, p=weights / weights.sum())
     t = starts[e] + warmup + (rng.random(n) * (lengths[e] - warmup)).astype(np.int64)
-    idx = t[:, None] - warmup + np.arange(warmup + 1)[None, :]  # (R, W + 1)
+    t[:n_fresh] = starts[rng.choice(len(lengths), size=n_fresh)]
+    fresh = np.arange(n) < n_fresh
+    lo = np.where(fresh, t, t - warmup)  # fresh starts take no warm-up (window is ignored)
+    idx = lo[:, None] + np.arange(warmup)[None, :]
     eps = rng.standard_normal((n, data.mu.shape[1])).astype(np.float32)
     z0 = data.mu[t] + np.exp(data.log_sigma[t]) * eps
     return DreamStarts(
-        z_warm=jnp.asarray(data.mu[idx[:, :-1]]),
-        a_warm=jnp.asarray(data.action[idx[:, :-1]]),
+        z_warm=jnp.asarray(data.mu[idx]),
+        a_warm=jnp.asarray(data.action[idx]),
         z0=jnp.asarray(z0),
+        fresh=jnp.asarray(fresh),
     )
 
 
@@ -93,16 +111,18 @@ def make_population_returns(
     _, unravel = ravel_pytree(eqx.filter(template, eqx.is_array))
     static = eqx.filter(template, eqx.is_array, inverse=True)
 
-    def one(rnn, flat, z_warm, a_warm, z0, key):
+    def one(rnn, flat, z_warm, a_warm, z0, fresh, key):
         ctrl = eqx.combine(unravel(flat), static)
-        return dream_return(ctrl, rnn, z_warm, a_warm, z0, key, temperature, horizon, dropout)
+        return dream_return(
+            ctrl, rnn, z_warm, a_warm, z0, key, temperature, horizon, dropout, fresh
+        )
 
-    per_start = jax.vmap(one, in_axes=(None, None, 0, 0, 0, 0))
-    per_member = jax.vmap(per_start, in_axes=(None, 0, None, None, None, None))
+    per_start = jax.vmap(one, in_axes=(None, None, 0, 0, 0, 0, 0))
+    per_member = jax.vmap(per_start, in_axes=(None, 0, None, None, None, None, None))
 
     @eqx.filter_jit
     def population_returns(rnn, pop, starts: DreamStarts, key):
         keys = jax.random.split(key, starts.z0.shape[0])
-        return per_member(rnn, pop, starts.z_warm, starts.a_warm, starts.z0, keys)
+        return per_member(rnn, pop, starts.z_warm, starts.a_warm, starts.z0, starts.fresh, keys)
 
     return population_returns

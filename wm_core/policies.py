@@ -31,7 +31,7 @@ class BrownianPolicy:
         self.rng = np.random.default_rng([seed, 1])
         self.a = self.rng.uniform(LOW, HIGH).astype(np.float32)
 
-    def act(self, obs, env) -> Float[np.ndarray, " 3"]:
+    def act(self, obs, env, frame=None) -> Float[np.ndarray, " 3"]:
         a = self.a
         self.a = np.clip(a + math.sqrt(self.dt) * self.rng.standard_normal(3), LOW, HIGH)
         self.a = self.a.astype(np.float32)
@@ -95,7 +95,7 @@ class HeuristicPolicy:
         d = np.linalg.norm(self.xy[window] - pos, axis=1)
         return int(window[np.argmin(d)])
 
-    def act(self, obs, env) -> Float[np.ndarray, " 3"]:
+    def act(self, obs, env, frame=None) -> Float[np.ndarray, " 3"]:
         car = env.unwrapped.car.hull
         pos = np.array(car.position)
         speed = float(np.hypot(*car.linearVelocity))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
+from wm_core.config import EnvConfig
 from wm_core.env import make_env, on_road, preprocess
 from wm_core.workers import run_jobs
 
@@ -34,8 +35,13 @@ def make_policy(spec: tuple):
     raise ValueError(f"unknown policy kind {kind!r} (expected random, heuristic or agent)")
 
 
-def run_episode(env, policy, seed: int, max_steps: int, keep_raw: bool = False) -> dict:
-    """Drive one episode; obs[t] is the frame before action[t], reward[t] is paid for it."""
+def run_episode(
+    env, policy, seed: int, max_steps: int, keep_raw: bool = False, crop_hud: bool = True
+) -> dict:
+    """Drive one episode; obs[t] is the frame before action[t], reward[t] is paid for it.
+
+    obs[t] is the preprocessed 64x64 frame, which is also what the policy is given.
+    """
     obs, _ = env.reset(seed=seed)
     policy.reset(seed, env)
     rec = {
@@ -44,8 +50,9 @@ def run_episode(env, policy, seed: int, max_steps: int, keep_raw: bool = False) 
     }
     raw = []
     for t in range(max_steps):
-        a = policy.act(obs, env)
-        rec["obs"].append(preprocess(obs))
+        frame = preprocess(obs, crop_hud)
+        a = policy.act(obs, env, frame)
+        rec["obs"].append(frame)
         if keep_raw:
             raw.append(obs)
         tiles_before = env.unwrapped.tile_visited_count
@@ -71,27 +78,34 @@ def run_episode(env, policy, seed: int, max_steps: int, keep_raw: bool = False) 
     return out
 
 
-def episode_job(spec: tuple, seed: int, max_steps: int, keep_raw: bool = False) -> dict:
-    if "env" not in _CACHE:
-        _CACHE["env"] = make_env()
+def episode_job(
+    spec: tuple,
+    seed: int,
+    max_steps: int,
+    keep_raw: bool = False,
+    fast: bool = True,
+    crop_hud: bool = True,
+) -> dict:
+    if ("env", fast) not in _CACHE:
+        _CACHE["env", fast] = make_env(fast=fast)
     if spec not in _CACHE:
         _CACHE[spec] = make_policy(spec)
-    return run_episode(_CACHE["env"], _CACHE[spec], seed, max_steps, keep_raw)
+    return run_episode(_CACHE["env", fast], _CACHE[spec], seed, max_steps, keep_raw, crop_hud)
 
 
 def run_episodes(
     spec: tuple,
     seeds: list[int],
-    max_steps: int,
+    env: EnvConfig,
     workers: int,
     desc: str,
     keep_raw: bool = False,
-    timeout_s: float = 300.0,
 ) -> list[dict]:
     """Run one episode per seed, on ``workers`` processes; results in the order of ``seeds``.
 
-    An episode that fails, hangs past ``timeout_s`` or kills its worker raises WorkerError
-    naming its seed (:mod:`wm_core.workers`).
+    Episodes last at most ``env.max_steps`` frames, on the fast or the stock renderer
+    (``env.fast``). An episode that fails, hangs past ``env.episode_timeout_s`` or kills its
+    worker raises WorkerError naming its seed (:mod:`wm_core.workers`).
     """
     bar = tqdm(total=len(seeds), desc=desc, mininterval=2.0)
     results: dict[int, dict] = {}
@@ -102,8 +116,8 @@ def run_episodes(
         rets = [float(e["reward"].sum()) for e in results.values()]
         bar.set_postfix(mean_return=f"{np.mean(rets):.1f}")
 
-    jobs = [(s, (spec, s, max_steps, keep_raw)) for s in seeds]
-    for seed, ep in run_jobs(episode_job, jobs, workers, desc, timeout_s):
+    jobs = [(s, (spec, s, env.max_steps, keep_raw, env.fast, env.crop_hud)) for s in seeds]
+    for seed, ep in run_jobs(episode_job, jobs, workers, desc, env.episode_timeout_s):
         done(seed, ep)
     bar.close()
     return [results[s] for s in seeds]

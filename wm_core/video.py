@@ -1,4 +1,4 @@
-"""mp4 writing (OpenCV's bundled FFmpeg, mp4v codec), atomically."""
+"""mp4 and png writing (OpenCV; mp4v codec), atomically."""
 
 from __future__ import annotations
 
@@ -26,3 +26,14 @@ def write_mp4(
             writer.write(cv2.cvtColor(big, cv2.COLOR_RGB2BGR))
         writer.release()
         os.replace(tmp_mp4, tmp)
+
+
+def write_png(path: str | os.PathLike, image: UInt8[np.ndarray, "H W 3"], scale: int = 2) -> None:
+    """RGB image -> png, upscaled ``scale`` x (nearest neighbour)."""
+    h, w = image.shape[0] * scale, image.shape[1] * scale
+    big = cv2.resize(image, (w, h), interpolation=cv2.INTER_NEAREST)
+    with atomic_path(path) as tmp:
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(big, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise RuntimeError(f"cannot encode {path} as png")
+        tmp.write_bytes(buf.tobytes())
