@@ -28,6 +28,8 @@ from wm_core.metrics import write_json, write_tsv
 from wm_core.resume import Snapshots, fingerprint
 from wm_core.rollout import run_episodes
 
+FINAL_GEN = 1_000_000  # the final re-scoring's dreams: seeds no generation uses
+
 
 def make_real_check(
     p, vae: str, rnn: str, template: Controller, unravel, output: str, generations: int
@@ -83,11 +85,9 @@ def main(argv: list[str] | None = None) -> None:
             ctrl, p.dream.temperature, p.dream.horizon, p.dream.dropout
         )
 
-        def fitness(pop: np.ndarray, gen: int) -> np.ndarray:
+        def fitness(pop: np.ndarray, gen: int, rollouts: int = p.evolve.rollouts) -> np.ndarray:
             rng = np.random.default_rng([p.seed, rnd, gen])
-            starts = sample_starts(
-                data, p.evolve.rollouts, p.dream.warmup, rng, p.dream.reset_starts
-            )
+            starts = sample_starts(data, rollouts, p.dream.warmup, rng, p.dream.reset_starts)
             r = returns(
                 rnn, jnp.asarray(pop, jnp.float32), starts, jax.random.fold_in(key, gen + 1)
             )
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
                 p, args.vae, args.rnn, ctrl, unravel, args.model, generations
             )
         if generations > 0:
-            best, best_f, curve = evolve(
+            best, best_f, curve, candidates = evolve(
                 np.asarray(flat0),
                 fitness,
                 sigma0=p.evolve.sigma0,
@@ -117,6 +117,11 @@ def main(argv: list[str] | None = None) -> None:
                 snapshots=snaps,
                 on_generation=real_check,
             )
+            if p.evolve.final_rollouts > 0:
+                # The best-ever member won a max over noisy 16-dream estimates (winner's
+                # curse): re-score every generation's best and the final mean on fresh dreams.
+                final = fitness(candidates, FINAL_GEN, p.evolve.final_rollouts)
+                best, best_f = candidates[int(np.argmax(final))], float(final.max())
         else:
             best, best_f, curve = (
                 np.asarray(flat0),

@@ -70,6 +70,9 @@ def test_cma_es_resumes_by_replaying_fitnesses(tmp_path):
     assert calls == [4]  # generations 0-3 replayed from the snapshot, not re-evaluated
     np.testing.assert_array_equal(ref[0], resumed[0])
     assert ref[1] == resumed[1] and ref[2] == resumed[2]
+    np.testing.assert_array_equal(ref[3], resumed[3])  # the candidates for re-scoring too
+    assert ref[3].shape == (6, 4)  # each generation's best + the final mean
+    assert any(np.array_equal(ref[0], c) for c in ref[3])  # the best-ever is a candidate
 
 
 def _run_train_rnn(workdir: Path, out: str, env: dict) -> subprocess.Popen:

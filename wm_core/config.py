@@ -168,6 +168,7 @@ class EvolveConfig:
     generations: int  # round 0
     round_generations: int  # rounds >= 1, started from the previous round's controller
     snapshot_every: int  # resumable: snapshot every N generations (0 = off)
+    final_rollouts: int  # re-score each generation's best on this many fresh dreams (0 = off)
     real_check_every: int  # drive the best-so-far C in the real env every N generations (0 = off)
     real_check_episodes: int  # tracks per real check
     real_check_seed0: int  # their seeds: training tracks, disjoint from evaluation's
@@ -175,6 +176,7 @@ class EvolveConfig:
     def __post_init__(self):
         _check(self.snapshot_every >= 0, "evolve.snapshot_every", ">= 0")
         _check(self.real_check_every >= 0, "evolve.real_check_every", ">= 0")
+        _check(self.final_rollouts >= 0, "evolve.final_rollouts", ">= 0")
         _check(self.real_check_episodes >= 1, "evolve.real_check_episodes", ">= 1")
         _check(self.real_check_seed0 >= 0, "evolve.real_check_seed0", ">= 0")
         _check(self.popsize >= 2, "evolve.popsize", ">= 2")

@@ -31,7 +31,11 @@ def evolve(
     on_generation: Callable[[int, np.ndarray], dict] | None = None,
     snapshots: Snapshots | None = None,
 ):
-    """Maximise ``fitness(pop (P, n), generation) -> (P,)``. Returns (best_x, best_f, curve).
+    """Maximise ``fitness(pop (P, n), generation) -> (P,)``.
+
+    Returns (best_x, best_f, curve, candidates): the best-ever member and its fitness, one row
+    per generation, and (generations + 1, n) candidates for a final, larger re-evaluation:
+    each generation's best member and the strategy's final mean.
 
     A snapshot records every generation's fitnesses; resuming replays them through ask/tell
     (pycma's sampling is seeded), which restores the exact strategy state without pickle.
@@ -42,11 +46,14 @@ def evolve(
         {"popsize": popsize, "seed": seed + 1, "verbose": -9, "CMA_diagonal": False},
     )  # pycma treats seed 0 as "random": offset by one keeps every seed deterministic
     best_x, best_f, curve, history = np.asarray(x0, np.float64), -np.inf, [], []
+    elites = []
     if snapshots is not None and (snap := snapshots.load()) is not None:
         history, curve = snap[1]["history"], snap[1]["curve"]
         best_x, best_f = np.asarray(snap[1]["best_x"]), snap[1]["best_f"]
         for f in history:  # pycma's sampling is seeded: the same asks, told the same values
-            es.tell(es.ask(), [-v for v in f])
+            pop = es.ask()
+            elites.append(np.array(pop[int(np.argmax(f))]))
+            es.tell(pop, [-v for v in f])
     bar = tqdm(range(len(history), generations), desc="evolve", mininterval=2.0)
     for gen in bar:
         pop = np.stack(es.ask())
@@ -55,6 +62,7 @@ def evolve(
             raise FloatingPointError(f"evolve: non-finite dream return in generation {gen}")
         es.tell(list(pop), list(-f))
         i = int(np.argmax(f))
+        elites.append(pop[i].copy())
         if f[i] > best_f:
             best_x, best_f = pop[i].copy(), float(f[i])
         row = {
@@ -72,4 +80,4 @@ def evolve(
             state = {"history": history, "curve": curve, "best_f": best_f}
             snapshots.save(gen, state | {"best_x": best_x.tolist()})
         bar.set_postfix(best=f"{best_f:.1f}", mean=f"{f.mean():.1f}")
-    return best_x, best_f, curve
+    return best_x, best_f, curve, np.stack(elites + [np.asarray(es.mean, np.float64)])
