@@ -21,7 +21,7 @@ def write(tmp_path, mutate):
 @pytest.mark.parametrize("params", ["params.yaml", "tests/tiny_params.yaml"])
 def test_shipped_params_are_valid(params):
     p = load_params(ROOT / params)
-    assert p.evaluate.round in p.rounds
+    assert p.evaluate.round == "0" or p.evaluate.round in p.rounds
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ def test_shipped_params_are_valid(params):
             lambda r: r["evaluate"].update(seed0=r["collect"]["random"]["seed0"]),
             "avoid collect.random",
         ),
-        (lambda r: r["rounds"].update({"3": {"prev": "2"}}), "rounds.3.prev"),
+        (lambda r: r["rounds"].update({"3": {"prev": "7"}}), "rounds.3.prev"),
         (
             lambda r: r["collect"]["heuristic"]["episodes"].update(reckless=3),
             "heuristic.episodes.reckless",

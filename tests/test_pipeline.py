@@ -132,6 +132,14 @@ def test_second_repro_does_nothing_and_nothing_stray_is_written(repo):
 
 
 @pytest.mark.slow
+def test_dag_is_valid_and_lists_every_stage(repo):
+    path, _ = repo
+    dag = sh("dvc", "dag", "--md", cwd=path)
+    for stage in ("collect_random", "train_vae", "evolve_round@1", "evaluate"):
+        assert stage in dag
+
+
+@pytest.mark.slow
 def test_wm_play_drives_the_trained_agent(repo):
     path, _ = repo
     out = sh("wm", "play", "--seeds", "1000-1001", "--video", "tmp/play.mp4", cwd=path)
