@@ -1,12 +1,13 @@
 """CarRacing-v3 frames/s: stock Gymnasium vs our pixel-identical fast renderer, same run.
 
-    python bench/env.py [--steps 500] [--repeats 3] [--workers 2]
+    python bench/env.py [--steps 1000] [--repeats 3] [--workers 2] [--per-worker 3]
 
 Single process: the same Brownian driver on the same seeds, ``steps`` frames per episode,
 median over ``repeats`` seeds, stock and fast interleaved so machine noise hits both alike.
-Parallel: ``workers`` processes collecting ``2 * workers`` episodes through the pipeline's own
-``run_episodes`` (spawn, watchdog, seed order), fast renderer; its efficiency is
-aggregate / (workers * single-process fast rate). The last line is one JSON object.
+Parallel: for n = 1..workers, n processes collect ``per_worker`` episodes each through the
+pipeline's own ``run_episodes`` (spawn, watchdog, results shipped back, seed order), fast
+renderer. Efficiency is aggregate(n) / (n * aggregate(1)): the same code path on both sides,
+worker start-up and the transfer of frames included. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ def frames_per_s(fast: bool, seed: int, steps: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--per-worker", type=int, default=3, help="episodes per worker")
     args = ap.parse_args()
 
     stock, fast = [], []
@@ -56,21 +58,27 @@ def main() -> None:
     print(f"single process: stock {stock_fps:.0f} frames/s, fast {fast_fps:.0f} frames/s")
 
     env = EnvConfig(max_steps=args.steps, episode_timeout_s=600, fast=True, crop_hud=True)
-    seeds = list(range(91000, 91000 + 2 * args.workers))
-    t0 = time.perf_counter()
-    eps = run_episodes(("random", 0.02), seeds, env, args.workers, "bench")
-    agg = sum(len(e["reward"]) for e in eps) / (time.perf_counter() - t0)
-    eff = agg / (args.workers * fast_fps)
-    print(f"{args.workers} workers: {agg:.0f} frames/s aggregate ({eff:.2f} of ideal)")
+    agg = {}
+    for n in range(1, args.workers + 1):
+        seeds = list(range(91000, 91000 + n * args.per_worker))
+        t0 = time.perf_counter()
+        eps = run_episodes(("random", 0.02), seeds, env, n, f"bench {n} workers")
+        agg[n] = sum(len(e["reward"]) for e in eps) / (time.perf_counter() - t0)
+    eff = {n: agg[n] / (n * agg[1]) for n in agg}
+    for n in agg:
+        print(f"{n} workers: {agg[n]:.0f} frames/s aggregate ({eff[n]:.2f} of {n} x 1 worker)")
     print(
         json.dumps(
             {
                 "stock_fps": round(stock_fps, 1),
                 "fast_fps": round(fast_fps, 1),
                 "ratio": round(fast_fps / stock_fps, 2),
-                "workers": args.workers,
-                "aggregate_fps": round(agg, 1),
-                "parallel_efficiency": round(eff, 2),
+                "workers": {n: round(v, 1) for n, v in agg.items()},
+                "parallel_efficiency": {n: round(v, 3) for n, v in eff.items()},
+                "efficiency_vs_bare_process": {
+                    n: round(v / (n * fast_fps), 3) for n, v in agg.items()
+                },
+                "per_worker_episodes": args.per_worker,
                 "steps": args.steps,
                 "cpu": platform.processor() or platform.machine(),
                 "cores": os.cpu_count(),

@@ -12,22 +12,9 @@ import argparse
 import json
 import os
 import platform
-import time
 
 import numpy as np
-
-
-def time_it(step, steps: int, repeats: int, sync) -> float:
-    step()
-    sync()  # compile / warm up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+from harness import time_it  # also puts the repo root on sys.path (wm_core)
 
 
 def bench_jax(obs: np.ndarray, steps: int, repeats: int) -> float:
@@ -56,42 +43,7 @@ def bench_jax(obs: np.ndarray, steps: int, repeats: int) -> float:
 
 def bench_torch(obs: np.ndarray, steps: int, repeats: int) -> float:
     import torch
-    from torch import nn
-
-    class TorchVAE(nn.Module):  # Ha's architecture, NCHW, textbook layers
-        def __init__(self, z=32):
-            super().__init__()
-            self.enc = nn.Sequential(
-                nn.Conv2d(3, 32, 4, 2),
-                nn.ReLU(),
-                nn.Conv2d(32, 64, 4, 2),
-                nn.ReLU(),
-                nn.Conv2d(64, 128, 4, 2),
-                nn.ReLU(),
-                nn.Conv2d(128, 256, 4, 2),
-                nn.ReLU(),
-            )
-            self.mu, self.ls = nn.Linear(1024, z), nn.Linear(1024, z)
-            self.fc = nn.Linear(z, 1024)
-            self.dec = nn.Sequential(
-                nn.ConvTranspose2d(1024, 128, 5, 2),
-                nn.ReLU(),
-                nn.ConvTranspose2d(128, 64, 5, 2),
-                nn.ReLU(),
-                nn.ConvTranspose2d(64, 32, 6, 2),
-                nn.ReLU(),
-                nn.ConvTranspose2d(32, 3, 6, 2),
-                nn.Sigmoid(),
-            )
-
-        def forward(self, x):
-            h = self.enc(x).flatten(1)
-            mu, ls = self.mu(h), self.ls(h)
-            z = mu + ls.exp() * torch.randn_like(mu)
-            out = self.dec(self.fc(z)[:, :, None, None])
-            recon = ((out - x) ** 2).sum((1, 2, 3))
-            kl = -0.5 * (1 + 2 * ls - mu**2 - (2 * ls).exp()).sum(1)
-            return (recon + kl.clamp(min=16.0)).mean()
+    from torch_models import TorchVAE
 
     torch.manual_seed(0)
     model = TorchVAE()

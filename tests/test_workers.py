@@ -47,7 +47,8 @@ def hit_a_worker(sig: int, after_cpu_s: float = 4.0) -> threading.Thread:
         (signal.SIGSTOP, r"seed (4[1-9]|5[0-2]) did not finish within 8 s \(worker hung\)"),
         (
             signal.SIGKILL,
-            r"worker process died \(exit code -9\) while running the episode with seed (4[1-9]|5[0-2])",
+            r"worker process died \(exit code -9\) while running the episode with seed "
+            r"(4[1-9]|5[0-2])",
         ),
     ],
 )

@@ -1,0 +1,90 @@
+"""VAE encoding throughput (the encode_latents stage): our JAX V.encode vs PyTorch's encoder.
+
+    pip install -e '.[bench]' && python bench/encode.py [--batch 1000] [--steps 3] [--repeats 3]
+
+Both encode the same uint8 frames ``batch`` at a time to (mu, log sigma): JAX through one
+jitted ``VAE.encode`` (traced once), PyTorch through the encoder of bench/torch_models.py's
+TorchVAE (Ha's: 4 convs 32-64-128-256, 4x4 stride 2, ReLU, then linear to mu and log sigma)
+under ``torch.no_grad``, with the JAX weights copied in, so both output the same numbers.
+The uint8 -> [0, 1] conversion is inside the timed call for both. The median of ``repeats``
+timings of ``steps`` calls each is reported; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+from harness import machine_info, time_it  # also puts the repo root on sys.path (wm_core)
+
+
+def main() -> None:
+    import equinox as eqx
+    import jax
+    import torch
+    from torch_models import TorchVAE, load_vae_encoder
+
+    from wm_core.vae import VAE, to_float
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--batch", type=int, default=1000, help="frames per call")
+    ap.add_argument("--steps", type=int, default=3, help="calls per timing")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--torch-threads", type=int, default=0, help="0: torch's default")
+    args = ap.parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (args.batch, 64, 64, 3), dtype=np.uint8) for _ in range(2)]
+    vae = VAE(32, key=jax.random.key(0))
+
+    @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=1)  # one compile for every batch of this shape
+    def encode(model: VAE, obs):
+        return model.encode(to_float(obs))
+
+    tv = TorchVAE(32)
+    load_vae_encoder(tv, vae)
+    state = {"i": 0}
+
+    def jax_step():  # alternate two batches: same shape, different content
+        state["out"] = encode(vae, frames[state["i"] % 2])
+        state["i"] += 1
+
+    def torch_encode(obs: np.ndarray):
+        with torch.no_grad():
+            return tv.encode(torch.from_numpy(obs).permute(0, 3, 1, 2).float() / 255.0)
+
+    def torch_step():
+        state["out_t"] = torch_encode(frames[state["i"] % 2])
+        state["i"] += 1
+
+    jax_s = time_it(jax_step, args.steps, args.repeats, lambda: state["out"][0].block_until_ready())
+    torch_s = time_it(torch_step, args.steps, args.repeats, lambda: None)
+    traces = eqx.debug.get_num_traces(encode)
+    probe = frames[0][:64]  # same weights, same frames: the same (mu, log sigma)
+    diff = max(
+        float(np.abs(np.asarray(j) - t.numpy()).max())
+        for j, t in zip(vae.encode(to_float(probe)), torch_encode(probe))  # eager, not `encode`
+    )
+    jax_fps = args.batch * args.steps / jax_s
+    torch_fps = args.batch * args.steps / torch_s
+    print(f"JAX {jax_fps:.0f} frames/s, PyTorch {torch_fps:.0f} frames/s", flush=True)
+    print(
+        json.dumps(
+            {
+                "jax_frames_per_s": round(jax_fps, 1),
+                "torch_frames_per_s": round(torch_fps, 1),
+                "ratio": round(jax_fps / torch_fps, 3),
+                "jax_traces": traces,  # over 1 + steps * repeats calls on two batches
+                "max_abs_diff": diff,
+                "batch": args.batch,
+                **machine_info(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
