@@ -6,12 +6,22 @@ announces the seed it starts, so the parent knows, at every moment, which seed e
 on and since when. An episode that runs past ``timeout_s``, a worker that dies (segfault, OOM
 kill, SIGKILL) and an exception inside an episode all end the run with one message naming the
 seed; every worker is then killed and reaped, so no process outlives the call.
+
+Results (an episode is ~12 MB of frames) travel through a private temporary directory, and
+the queue carries only short messages. A worker killed while writing a long message to the
+pipe would leave half of it there, and the parent's read would then block forever on the
+rest (seen once in CI); a write of at most PIPE_BUF (4096) bytes to a pipe is atomic, so a
+short message arrives whole or not at all, and a half-written result file is never named.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import pickle
 import queue
+import shutil
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -24,15 +34,19 @@ class WorkerError(WMError):
     """An episode failed, hung, or took its worker process down."""
 
 
-def _worker(fn: Callable, tasks, results) -> None:
+def _worker(fn: Callable, tasks, results, outdir: str) -> None:
     while (task := tasks.get()) is not None:
         seed, args = task
         results.put(("start", seed, mp.current_process().pid))
         try:
-            results.put(("done", seed, fn(*args)))
+            out = os.path.join(outdir, f"{seed}.pkl")
+            with open(out + ".part", "wb") as f:
+                pickle.dump(fn(*args), f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(out + ".part", out)  # named only once complete
+            results.put(("done", seed, out))
         except BaseException as e:  # reported to the parent, which owns the error message
             tb = traceback.format_exception_only(type(e), e)[-1].strip()
-            results.put(("error", seed, tb))
+            results.put(("error", seed, tb[:1000]))  # short: one atomic pipe write
 
 
 def run_jobs(
@@ -50,13 +64,15 @@ def run_jobs(
     """
     ctx = mp.get_context("spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
+    outdir = tempfile.mkdtemp(prefix="wm-jobs-")
     for job in jobs:
         tasks.put(job)
     n_procs = max(1, min(workers, len(jobs)))
     for _ in range(n_procs):
         tasks.put(None)
     procs = [
-        ctx.Process(target=_worker, args=(fn, tasks, results), daemon=True) for _ in range(n_procs)
+        ctx.Process(target=_worker, args=(fn, tasks, results, outdir), daemon=True)
+        for _ in range(n_procs)
     ]
     for p in procs:
         p.start()
@@ -77,7 +93,10 @@ def run_jobs(
             else:
                 running = {pid: v for pid, v in running.items() if v[0] != seed}
                 left.discard(seed)
-                yield seed, payload
+                with open(payload, "rb") as f:  # written by our own worker, this call
+                    result = pickle.load(f)
+                os.unlink(payload)
+                yield seed, result
     finally:
         for p in procs:
             if p.is_alive():
@@ -86,6 +105,7 @@ def run_jobs(
         for q in (tasks, results):
             q.cancel_join_thread()
             q.close()
+        shutil.rmtree(outdir, ignore_errors=True)
 
 
 def _check_workers(procs, running, left, desc: str, timeout_s: float, idle: bool = True) -> None:
