@@ -21,7 +21,14 @@ import json
 import math
 
 import numpy as np
-from harness import REPO, machine_info, synthetic_latents, time_it  # + repo root on sys.path
+from harness import (  # + repo root on sys.path
+    REPO,
+    add_torch_args,
+    machine_info,
+    set_torch_threads,
+    synthetic_latents,
+    time_it,
+)
 
 
 def torch_generation(tm, ctrl_w, ctrl_b, starts, temperature: float, horizon: int, gen):
@@ -108,11 +115,9 @@ def main() -> None:
     ap.add_argument("--popsize", type=int, default=p.evolve.popsize)
     ap.add_argument("--rollouts", type=int, default=p.evolve.rollouts)
     ap.add_argument("--horizon", type=int, default=1000, help="the paper's; params.yaml has 600")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--torch-threads", type=int, default=0, help="0: torch's default")
+    add_torch_args(ap)
     args = ap.parse_args()
-    if args.torch_threads:  # on a busy machine, fewer threads than cores avoid OpenMP stalls
-        torch.set_num_threads(args.torch_threads)
+    set_torch_threads(args.torch_threads)
     tau, warmup, reset = p.dream.temperature, p.dream.warmup, p.dream.reset_starts
 
     rnn_key, ctrl_key, pop_key = jax.random.split(jax.random.key(0), 3)

@@ -16,7 +16,11 @@ import argparse
 import json
 
 import numpy as np
-from harness import machine_info, time_it  # also puts the repo root on sys.path (wm_core)
+from harness import (  # also puts the repo root on sys.path (wm_core)
+    add_torch_args,
+    machine_info,
+    time_it,
+)
 
 
 def main() -> None:
@@ -30,8 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--batch", type=int, default=1000, help="frames per call")
     ap.add_argument("--steps", type=int, default=3, help="calls per timing")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--torch-threads", type=int, default=0, help="0: torch's default")
+    add_torch_args(ap)
     args = ap.parse_args()
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)

@@ -7,6 +7,7 @@ checkout too (and always measure this checkout's wm_core, not an older installed
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
@@ -39,6 +40,19 @@ def time_it(
         sync()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def add_torch_args(ap: argparse.ArgumentParser, repeats: int = 3) -> None:
+    """--repeats and --torch-threads, shared by the JAX-vs-PyTorch scripts."""
+    ap.add_argument("--repeats", type=int, default=repeats)
+    ap.add_argument("--torch-threads", type=int, default=0, help="0: torch's default")
+
+
+def set_torch_threads(n: int) -> None:
+    if n:  # on a busy machine, fewer threads than cores avoid OpenMP stalls
+        import torch
+
+        torch.set_num_threads(n)
 
 
 def synthetic_latents(n_episodes: int, length: int, z_dim: int, seed: int = 0) -> Episodes:

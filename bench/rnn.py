@@ -19,7 +19,14 @@ import json
 from typing import TYPE_CHECKING
 
 import numpy as np
-from harness import REPO, machine_info, synthetic_latents, time_it  # + repo root on sys.path
+from harness import (  # + repo root on sys.path
+    REPO,
+    add_torch_args,
+    machine_info,
+    set_torch_threads,
+    synthetic_latents,
+    time_it,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -125,7 +132,6 @@ def bench_torch(
 
 
 def main() -> None:
-    import torch
 
     from wm_core.config import load_params
 
@@ -134,11 +140,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=rnn_cfg.batch_size)
     ap.add_argument("--seq-len", type=int, default=rnn_cfg.seq_len)
     ap.add_argument("--steps", type=int, default=5, help="train steps per timing")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--torch-threads", type=int, default=0, help="0: torch's default")
+    add_torch_args(ap)
     args = ap.parse_args()
-    if args.torch_threads:  # on a busy machine, fewer threads than cores avoid OpenMP stalls
-        torch.set_num_threads(args.torch_threads)
+    set_torch_threads(args.torch_threads)
     # dropout off: the benchmark is the default pipeline's step (params.yaml has rnn.dropout 0)
     cfg = dataclasses.replace(rnn_cfg, batch_size=args.batch, seq_len=args.seq_len, dropout=0.0)
     data = synthetic_latents(n_episodes=20, length=1000, z_dim=32)

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from wm_core.vae import DEC_LAYERS, ENC_CHANNELS
+
 
 def _t(x) -> torch.Tensor:
     return torch.from_numpy(np.array(x, dtype=np.float32))
@@ -18,28 +20,16 @@ def _t(x) -> torch.Tensor:
 class TorchVAE(nn.Module):  # Ha's architecture, NCHW, textbook layers
     def __init__(self, z=32):
         super().__init__()
-        self.enc = nn.Sequential(
-            nn.Conv2d(3, 32, 4, 2),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 4, 2),
-            nn.ReLU(),
-            nn.Conv2d(64, 128, 4, 2),
-            nn.ReLU(),
-            nn.Conv2d(128, 256, 4, 2),
-            nn.ReLU(),
-        )
+        layers = []  # the channel and kernel lists are wm_core.vae's, so both stay one architecture
+        for ci, co in zip(ENC_CHANNELS[:-1], ENC_CHANNELS[1:]):
+            layers += [nn.Conv2d(ci, co, 4, 2), nn.ReLU()]
+        self.enc = nn.Sequential(*layers)
         self.mu, self.ls = nn.Linear(1024, z), nn.Linear(1024, z)
         self.fc = nn.Linear(z, 1024)
-        self.dec = nn.Sequential(
-            nn.ConvTranspose2d(1024, 128, 5, 2),
-            nn.ReLU(),
-            nn.ConvTranspose2d(128, 64, 5, 2),
-            nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, 6, 2),
-            nn.ReLU(),
-            nn.ConvTranspose2d(32, 3, 6, 2),
-            nn.Sigmoid(),
-        )
+        layers = []
+        for ci, co, k in DEC_LAYERS:
+            layers += [nn.ConvTranspose2d(ci, co, k, 2), nn.ReLU()]
+        self.dec = nn.Sequential(*layers[:-1], nn.Sigmoid())
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, 64, 64) in [0, 1] -> (mu, log sigma), each (B, z)."""
