@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         e = p.evaluate
         seeds = list(range(e.seed0, e.seed0 + e.episodes))
         spec = ("agent", *args.models, 0.0)
-        eps = run_episodes(spec, seeds, p.env, e.workers, "evaluate")
+        eps = run_episodes(spec, seeds, p.env, e.workers, "evaluate", keep_obs=False)
         summary = score_summary(eps)
         summary["dream_return"] = float(read_header(args.models[2])["info"]["dream_return"])
         write_json(args.metrics, summary)

@@ -50,7 +50,7 @@ def make_real_check(
             hp = {"z_dim": template.z_dim, "hidden": template.hidden}
             save_model(tmp, ctrl, "controller", hp)
             spec = ("agent", vae, rnn, str(tmp), 0.0)
-            eps = run_episodes(spec, seeds, p.env, p.collect.workers, "real_check")
+            eps = run_episodes(spec, seeds, p.env, p.collect.workers, "real_check", keep_obs=False)
             state["score"] = float(np.mean([ep["reward"].sum() for ep in eps]))
             tmp.unlink(missing_ok=True)
         return {"real_check": state["score"]}

@@ -55,6 +55,7 @@ def play(args) -> None:
         args.workers,
         "play",
         keep_raw=bool(args.video),
+        keep_obs=False,
     )
     scores = np.array([float(e["reward"].sum()) for e in eps])
     for e, s in zip(eps, scores):

@@ -42,10 +42,7 @@ def dream_return(
     mask_key, key = jax.random.split(key)
     masks = dropout_masks(rnn, dropout, mask_key)
 
-    def warm(carry, za):
-        return rnn.step(*za, carry, masks), None
-
-    carry, _ = jax.lax.scan(warm, rnn.init_carry(), (z_warm, a_warm))
+    carry = rnn.warm(z_warm, a_warm, masks)
     if fresh is not None:  # an episode start: h = c = 0, exactly as the real agent begins
         carry = jax.tree.map(lambda x: jnp.where(fresh, jnp.zeros_like(x), x), carry)
 

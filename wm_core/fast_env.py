@@ -62,6 +62,7 @@ class FastCarRacing(cr.CarRacing):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._road_src = None  # the road_poly list the cached arrays were built from
+        self._road_groups: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._font = None
 
     def _road_arrays(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:

@@ -62,6 +62,15 @@ class MDNRNN(eqx.Module):
         log_sigma = jnp.clip(log_sigma, LOG_SIGMA_MIN, LOG_SIGMA_MAX)
         return logits, mu, log_sigma, out[-2], out[-1]
 
+    def warm(self, z_seq: Float[Array, "W z"], a_seq: Float[Array, "W 3"], masks=None):
+        """The (h, c) state after reading a real sequence from a zero state (a dream's warm-up)."""
+
+        def step(carry, za):
+            return self.step(*za, carry, masks), None
+
+        carry, _ = jax.lax.scan(step, self.init_carry(), (z_seq, a_seq))
+        return carry
+
     def unroll(self, z_seq: Float[Array, "T z"], a_seq: Float[Array, "T 3"], masks=None):
         """Teacher-forced pass over a sequence from a zero state: outputs of heads per step."""
 

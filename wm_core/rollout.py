@@ -40,13 +40,16 @@ def run_episode(
 ) -> dict:
     """Drive one episode; obs[t] is the frame before action[t], reward[t] is paid for it.
 
-    obs[t] is the preprocessed 64x64 frame, which is also what the policy is given.
+    obs[t] is the preprocessed 64x64 frame, which is also what the policy is given. Per frame
+    it also records, after the action: off_road, new_tile, the car's speed and skid (some
+    wheel's tyre force past twice its friction limit: Box2D's own skid-mark condition).
     """
     obs, _ = env.reset(seed=seed)
     policy.reset(seed, env)
     rec = {
         k: []
         for k in ("obs", "action", "reward", "terminated", "truncated", "off_road", "new_tile")
+        + ("speed", "skid")
     }
     raw = []
     for t in range(max_steps):
@@ -63,11 +66,15 @@ def run_episode(
         rec["truncated"].append(trunc or (t == max_steps - 1 and not term))
         rec["off_road"].append(not on_road(env))
         rec["new_tile"].append(env.unwrapped.tile_visited_count > tiles_before)
+        car = env.unwrapped.car
+        rec["speed"].append(float(np.linalg.norm(car.hull.linearVelocity)))
+        rec["skid"].append(any(w.skid_start is not None or w.skid_particle for w in car.wheels))
         if term or trunc:
             break
     out = {k: np.asarray(v) for k, v in rec.items()}
     out["obs"] = out["obs"].astype(np.uint8)
     out["action"] = out["action"].astype(np.float32)
+    out["speed"] = out["speed"].astype(np.float32)
     out["reward"] = out["reward"].astype(np.float32)
     out["seed"] = seed
     out["pred_reward"] = np.asarray(getattr(policy, "pred_reward", []), np.float32)
@@ -85,12 +92,16 @@ def episode_job(
     keep_raw: bool = False,
     fast: bool = True,
     crop_hud: bool = True,
+    keep_obs: bool = True,
 ) -> dict:
     if ("env", fast) not in _CACHE:
         _CACHE["env", fast] = make_env(fast=fast)
     if spec not in _CACHE:
         _CACHE[spec] = make_policy(spec)
-    return run_episode(_CACHE["env", fast], _CACHE[spec], seed, max_steps, keep_raw, crop_hud)
+    ep = run_episode(_CACHE["env", fast], _CACHE[spec], seed, max_steps, keep_raw, crop_hud)
+    if not keep_obs:  # scoring only: do not ship ~12 MB of frames per episode back
+        del ep["obs"]
+    return ep
 
 
 def run_episodes(
@@ -100,12 +111,14 @@ def run_episodes(
     workers: int,
     desc: str,
     keep_raw: bool = False,
+    keep_obs: bool = True,
 ) -> list[dict]:
     """Run one episode per seed, on ``workers`` processes; results in the order of ``seeds``.
 
     Episodes last at most ``env.max_steps`` frames, on the fast or the stock renderer
     (``env.fast``). An episode that fails, hangs past ``env.episode_timeout_s`` or kills its
-    worker raises WorkerError naming its seed (:mod:`wm_core.workers`).
+    worker raises WorkerError naming its seed (:mod:`wm_core.workers`). ``keep_raw`` also
+    returns the 96x96 frames (for videos); ``keep_obs=False`` drops the 64x64 ones (scoring).
     """
     bar = tqdm(total=len(seeds), desc=desc, mininterval=2.0)
     results: dict[int, dict] = {}
@@ -116,7 +129,9 @@ def run_episodes(
         rets = [float(e["reward"].sum()) for e in results.values()]
         bar.set_postfix(mean_return=f"{np.mean(rets):.1f}")
 
-    jobs = [(s, (spec, s, env.max_steps, keep_raw, env.fast, env.crop_hud)) for s in seeds]
+    jobs = [
+        (s, (spec, s, env.max_steps, keep_raw, env.fast, env.crop_hud, keep_obs)) for s in seeds
+    ]
     for seed, ep in run_jobs(episode_job, jobs, workers, desc, env.episode_timeout_s):
         done(seed, ep)
     bar.close()

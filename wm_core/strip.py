@@ -19,10 +19,7 @@ from wm_core.vae import VAE
 
 @eqx.filter_jit
 def _open_loop(rnn: MDNRNN, z_warm, a_warm, z0, actions, temperature: float, key):
-    def warm(carry, za):
-        return rnn.step(*za, carry), None
-
-    carry, _ = jax.lax.scan(warm, rnn.init_carry(), (z_warm, a_warm))
+    carry = rnn.warm(z_warm, a_warm)
 
     def step(state, xs):
         z, carry = state
