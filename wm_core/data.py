@@ -11,7 +11,7 @@ Schema (version 1) of a frames dataset, all arrays sharing the time axis N:
     seeds        (E,)           int64    track seed of each episode
 
 A latents dataset has ``mu`` and ``log_sigma`` (N, z) float32 instead of ``obs``.
-Chunks run along time only (1000 frames, ~1.2 MB zstd) so DVC hashes a few hundred files,
+Chunks run along time only (1000 frames, ~0.9 MB zstd) so DVC hashes a few hundred files,
 not one per frame (../shared/DVC-NOTES.md §3.2).
 """
 
