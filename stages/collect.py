@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 
 from stages.common import run_stage
-from wm_core.config import Params, onpolicy_seed0
+from wm_core.config import HeuristicConfig, Params, onpolicy_seed0
 from wm_core.data import from_episodes, write_dataset
 from wm_core.env import ENV_ID, gym_version
 from wm_core.metrics import write_json
@@ -40,6 +40,34 @@ def summary(episodes: list[dict]) -> dict:
     }
 
 
+def heuristic(
+    cfg: HeuristicConfig, p: Params, keep_obs: bool = True
+) -> tuple[list[dict], dict, list[str]]:
+    """The heuristic driver, mode by mode on consecutive seeds from ``cfg.seed0``: episodes,
+    per-mode metrics (with excursions off the road and recoveries), per-episode labels."""
+    eps, metrics, labels, seed = [], {}, [], cfg.seed0
+    for mode, n in cfg.episodes.items():
+        if n == 0:
+            continue
+        seeds = list(range(seed, seed + n))
+        seed += n
+        part = run_episodes(
+            ("heuristic", mode),
+            seeds,
+            p.env,
+            p.collect.workers,
+            f"heuristic/{mode}",
+            keep_obs=keep_obs,
+        )
+        metrics[mode] = summary(part) | {
+            "excursions": int(sum(e["excursions"] for e in part)),
+            "recoveries": int(sum(e["recoveries"] for e in part)),
+        }
+        eps += part
+        labels += [f"heuristic/{mode}"] * n
+    return eps, metrics, labels
+
+
 def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
     c = p.collect
     if policy == "random":
@@ -47,20 +75,7 @@ def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
         eps = run_episodes(("random", c.random.dt), seeds, p.env, c.workers, "collect_random")
         return eps, summary(eps), ["random"] * len(eps)
     if policy == "heuristic":
-        eps, metrics, labels, seed = [], {}, [], c.heuristic.seed0
-        for mode, n in c.heuristic.episodes.items():
-            if n == 0:
-                continue
-            seeds = list(range(seed, seed + n))
-            seed += n
-            part = run_episodes(("heuristic", mode), seeds, p.env, c.workers, f"heuristic/{mode}")
-            metrics[mode] = summary(part) | {
-                "excursions": int(sum(e["excursions"] for e in part)),
-                "recoveries": int(sum(e["recoveries"] for e in part)),
-            }
-            eps += part
-            labels += [f"heuristic/{mode}"] * n
-        return eps, metrics, labels
+        return heuristic(c.heuristic, p)
     if policy == "onpolicy":
         if not args.round or len(args.models) != 3:
             raise RuntimeError("onpolicy needs --round K and the VAE, RNN and controller paths")

@@ -74,46 +74,65 @@ def main(argv: list[str] | None = None) -> None:
         rnn, _ = load_model(args.rnn, "mdrnn", MDNRNN)
         data = concat([read_dataset(path) for path in args.latents])
         rnd = int(args.round)
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(p.seed), 3), rnd)
+
+        def round_key(seed: int):
+            return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 3), rnd)
+
+        key = round_key(p.seed)
         generations = p.evolve.generations if rnd == 0 else p.evolve.round_generations
         if args.init:  # continue from a given controller instead of a fresh one
-            ctrl = load_model(args.init, "controller", Controller)[0]
-        else:
-            ctrl = Controller(rnn.z_dim, rnn.hidden, key=jax.random.fold_in(key, 0))
-        flat0, unravel = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
+            init = load_model(args.init, "controller", Controller)[0]
+            if init.members != 1:
+                raise ValueError(f"--init {args.init}: an ensemble; CMA-ES starts from one C")
+        template = Controller(rnn.z_dim, rnn.hidden, key=jax.random.fold_in(key, 0))
+        _, unravel = ravel_pytree(eqx.filter(template, eqx.is_array))
+        static = eqx.filter(template, eqx.is_array, inverse=True)
         returns = make_population_returns(
-            ctrl, p.dream.temperature, p.dream.horizon, p.dream.dropout
+            template, p.dream.temperature, p.dream.horizon, p.dream.dropout
         )
-
-        def fitness(pop: np.ndarray, gen: int, rollouts: int = p.evolve.rollouts) -> np.ndarray:
-            rng = np.random.default_rng([p.seed, rnd, gen])
-            starts = sample_starts(data, rollouts, p.dream.warmup, rng, p.dream.reset_starts)
-            r = returns(
-                rnn, jnp.asarray(pop, jnp.float32), starts, jax.random.fold_in(key, gen + 1)
-            )
-            return np.asarray(r).mean(axis=1)
-
         inputs = [args.rnn, *args.latents] + ([args.init] if args.init else [])
-        snaps = Snapshots.for_output(
-            args.model,
-            fingerprint(p.evolve, inputs, [p.seed, args.round, args.model, p.dream]),
-            p.evolve.snapshot_every,
-        )
-        real_check = None
-        if p.evolve.real_check_every > 0:
-            if not args.vae:
-                raise RuntimeError("evolve.real_check_every > 0 needs --vae")
-            real_check = make_real_check(
-                p, args.vae, args.rnn, ctrl, unravel, args.model, generations
+
+        def member(m: int) -> tuple[np.ndarray, float, list[dict]]:
+            """One CMA-ES run: member m is exactly the run that ``seed: seed + m`` would give
+            (its own init, CMA-ES samples and dreams), so members are independent draws and
+            member 0 is the single-controller run."""
+            seed = p.seed + m
+            key_m = round_key(seed)
+
+            def fitness(pop: np.ndarray, gen: int, rollouts: int = p.evolve.rollouts):
+                rng = np.random.default_rng([seed, rnd, gen])
+                starts = sample_starts(data, rollouts, p.dream.warmup, rng, p.dream.reset_starts)
+                r = returns(
+                    rnn, jnp.asarray(pop, jnp.float32), starts, jax.random.fold_in(key_m, gen + 1)
+                )
+                return np.asarray(r).mean(axis=1)
+
+            ctrl = (
+                init
+                if args.init
+                else Controller(rnn.z_dim, rnn.hidden, key=jax.random.fold_in(key_m, 0))
             )
-        if generations > 0:
+            flat0 = np.asarray(ravel_pytree(eqx.filter(ctrl, eqx.is_array))[0])
+            if generations == 0:
+                return flat0, float(fitness(flat0[None], 0)[0]), []
+            out = args.model + (f".m{m}" if m else "")
+            snaps = Snapshots.for_output(
+                out,
+                fingerprint(p.evolve, inputs, [seed, args.round, out, p.dream]),
+                p.evolve.snapshot_every,
+            )
+            real_check = None
+            if p.evolve.real_check_every > 0:
+                if not args.vae:
+                    raise RuntimeError("evolve.real_check_every > 0 needs --vae")
+                real_check = make_real_check(p, args.vae, args.rnn, ctrl, unravel, out, generations)
             best, best_f, curve, candidates = evolve(
-                np.asarray(flat0),
+                flat0,
                 fitness,
                 sigma0=p.evolve.sigma0,
                 popsize=p.evolve.popsize,
                 generations=generations,
-                seed=p.seed + 1000 * rnd,
+                seed=seed + 1000 * rnd,
                 snapshots=snaps,
                 on_generation=real_check,
             )
@@ -122,32 +141,57 @@ def main(argv: list[str] | None = None) -> None:
                 # curse): re-score every generation's best and the final mean on fresh dreams.
                 final = fitness(candidates, FINAL_GEN, p.evolve.final_rollouts)
                 best, best_f = candidates[int(np.argmax(final))], float(final.max())
-        else:
-            best, best_f, curve = (
-                np.asarray(flat0),
-                float(fitness(np.asarray(flat0)[None], 0)[0]),
-                [],
-            )
-        ctrl = eqx.combine(
-            unravel(jnp.asarray(best, jnp.float32)), eqx.filter(ctrl, eqx.is_array, inverse=True)
+            snaps.clear()
+            return best, best_f, curve
+
+        runs = [member(m) for m in range(p.evolve.members)]
+        ctrl = Controller.ensemble(
+            [eqx.combine(unravel(jnp.asarray(x, jnp.float32)), static) for x, _, _ in runs]
         )
-        info = {
-            "dream_return": best_f,
-            "generations": generations,
+        dream_ret = runs[0][1]
+        if ctrl.members > 1:  # the ensemble's own dream return, on the final re-score's dreams
+            rng = np.random.default_rng([p.seed, rnd, FINAL_GEN])
+            n = max(p.evolve.final_rollouts, p.evolve.rollouts)
+            starts = sample_starts(data, n, p.dream.warmup, rng, p.dream.reset_starts)
+            flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
+            ens_returns = make_population_returns(
+                ctrl, p.dream.temperature, p.dream.horizon, p.dream.dropout
+            )
+            r = ens_returns(rnn, flat[None], starts, jax.random.fold_in(key, FINAL_GEN + 1))
+            dream_ret = float(np.asarray(r).mean())
+        metrics = {"dream_return": dream_ret, "generations": generations}
+        if ctrl.members > 1:
+            metrics |= {"members": ctrl.members, "member_dream_returns": [f for _, f, _ in runs]}
+        info = metrics | {
             "round": args.round,
             "dream": dataclasses.asdict(p.dream),
             "evolve": dataclasses.asdict(p.evolve),
         }
-        save_model(args.model, ctrl, "controller", {"z_dim": rnn.z_dim, "hidden": rnn.hidden}, info)
-        write_json(args.metrics, {"dream_return": best_f, "generations": generations})
+        hp = {"z_dim": rnn.z_dim, "hidden": rnn.hidden}
+        if ctrl.members > 1:
+            hp["members"] = ctrl.members
+        save_model(args.model, ctrl, "controller", hp, info)
+        write_json(args.metrics, metrics)
+        curve = runs[0][2]
+        if ctrl.members > 1:  # one x axis for DVC's plot: the members' runs one after another
+            curve = [
+                row | {"generation": m * generations + row["generation"], "member": m}
+                for m, (_, _, rows) in enumerate(runs)
+                for row in rows
+            ]
         write_tsv(
             args.curve,
             curve
             or [
-                {"generation": 0, "best": best_f, "mean": best_f, "best_ever": best_f, "sigma": 0.0}
+                {
+                    "generation": 0,
+                    "best": dream_ret,
+                    "mean": dream_ret,
+                    "best_ever": dream_ret,
+                    "sigma": 0.0,
+                }
             ],
         )
-        snaps.clear()
 
     run_stage("evolve", body)
 

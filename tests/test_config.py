@@ -45,6 +45,12 @@ def test_shipped_params_are_valid(params):
             lambda r: r["collect"]["heuristic"]["episodes"].update(reckless=3),
             "heuristic.episodes.reckless",
         ),
+        (
+            lambda r: r["score_heuristic"]["episodes"].update(plain=-1),
+            "score_heuristic.episodes.plain must be an int >= 0",
+        ),
+        (lambda r: r["evolve"].update(members=0), "evolve.members must be >= 1"),
+        (lambda r: r.update(rounds={}, evaluate=r["evaluate"] | {"round": "2"}), "evaluate.round"),
     ],
 )
 def test_bad_params_fail_with_one_line_naming_the_key(tmp_path, mutate, match):

@@ -86,6 +86,7 @@ def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
     for stage in (
         "collect_random",
         "collect_heuristic",
+        "score_heuristic",
         "flip_augment",
         "train_vae",
         "encode_latents",
@@ -103,6 +104,11 @@ def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
     assert EVAL_KEYS <= set(metrics)
     assert all(math.isfinite(metrics[k]) for k in EVAL_KEYS)
     assert metrics["episodes"] == 2
+    expert = json.loads((path / "metrics" / "score_heuristic.json").read_text())
+    assert set(expert) == {"plain", "aggressive"}  # recovery: 0 episodes in tiny params
+    assert all(expert[m]["episodes"] == 1 and "skid_frames" in expert[m] for m in expert)
+    evolved = json.loads((path / "metrics" / "evolve" / "r0.json").read_text())
+    assert evolved["members"] == 2 and len(evolved["member_dream_returns"]) == 2
     assert sorted(p.name.split("_")[0] for p in (path / "videos").glob("*.mp4")) == [
         "best",
         "worst",
@@ -286,3 +292,18 @@ def test_outputs_are_byte_identical_across_runs_and_worker_counts(repo, tmp_path
     assert mine.keys() == theirs.keys()
     differ = sorted(k for k in mine if mine[k] != theirs[k])
     assert differ == []
+
+
+def test_shipped_params_dag_has_round_zero_only_and_rounds_are_one_override_away(tmp_path):
+    """Main's params.yaml runs no on-policy round; `-S '+rounds.1.prev="0"'` adds one."""
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    sh("git", "init", "-q", cwd=tmp_path)
+    sh("dvc", "init", "-q", cwd=tmp_path)
+    stages = set(sh("dvc", "stage", "list", "--name-only", cwd=tmp_path).split())
+    assert {"train_rnn", "evolve", "score_heuristic", "evaluate"} <= stages
+    assert not any("@" in s for s in stages)
+    text = (tmp_path / "params.yaml").read_text()
+    (tmp_path / "params.yaml").write_text(text.replace("rounds: {}", "rounds: {'1': {prev: '0'}}"))
+    stages = set(sh("dvc", "stage", "list", "--name-only", cwd=tmp_path).split())
+    assert {"collect_onpolicy@1", "train_rnn_round@1", "evolve_round@1"} <= stages

@@ -13,7 +13,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -58,19 +58,20 @@ HEURISTIC_MODES = ("plain", "recovery", "aggressive")
 class HeuristicConfig:
     seed0: int
     episodes: dict[str, int]  # mode -> episodes; modes are HEURISTIC_MODES
+    KEY: ClassVar[str] = "collect.heuristic"  # where it sits in params.yaml (error messages)
 
     def __post_init__(self):
-        _check(self.seed0 >= 0, "collect.heuristic.seed0", ">= 0")
+        _check(self.seed0 >= 0, f"{self.KEY}.seed0", ">= 0")
         for mode, n in self.episodes.items():
-            _check(
-                mode in HEURISTIC_MODES,
-                f"collect.heuristic.episodes.{mode}",
-                f"one of {', '.join(HEURISTIC_MODES)}",
-            )
-            _check(
-                isinstance(n, int) and n >= 0, f"collect.heuristic.episodes.{mode}", "an int >= 0"
-            )
-        _check(sum(self.episodes.values()) >= 1, "collect.heuristic.episodes", "> 0 in total")
+            key = f"{self.KEY}.episodes.{mode}"
+            _check(mode in HEURISTIC_MODES, key, f"one of {', '.join(HEURISTIC_MODES)}")
+            _check(isinstance(n, int) and n >= 0, key, "an int >= 0")
+        _check(sum(self.episodes.values()) >= 1, f"{self.KEY}.episodes", "> 0 in total")
+
+
+@dataclass(frozen=True)
+class ScoreHeuristicConfig(HeuristicConfig):
+    KEY: ClassVar[str] = "score_heuristic"
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ class EvolveConfig:
     real_check_every: int  # drive the best-so-far C in the real env every N generations (0 = off)
     real_check_episodes: int  # tracks per real check
     real_check_seed0: int  # their seeds: training tracks, disjoint from evaluation's
+    members: int  # independent CMA-ES runs whose controllers are averaged (1 = Ha's single C)
 
     def __post_init__(self):
         _check(self.snapshot_every >= 0, "evolve.snapshot_every", ">= 0")
@@ -180,6 +182,7 @@ class EvolveConfig:
         _check(self.real_check_episodes >= 1, "evolve.real_check_episodes", ">= 1")
         _check(self.real_check_seed0 >= 0, "evolve.real_check_seed0", ">= 0")
         _check(self.popsize >= 2, "evolve.popsize", ">= 2")
+        _check(self.members >= 1, "evolve.members", ">= 1")
         _check(self.rollouts >= 1, "evolve.rollouts", ">= 1")
         _check(self.sigma0 > 0, "evolve.sigma0", "> 0")
         _check(self.generations >= 1, "evolve.generations", ">= 1")
@@ -209,10 +212,10 @@ class Params:
     dream: DreamConfig
     evolve: EvolveConfig
     evaluate: EvaluateConfig
-    rounds: dict[str, dict[str, str]]  # round id -> {prev: previous round id}
+    score_heuristic: ScoreHeuristicConfig  # the expert's score on its own tracks (metrics only)
+    rounds: dict[str, dict[str, str]]  # round id -> {prev: previous round id} (may be empty)
 
     def __post_init__(self):
-        _check(len(self.rounds) >= 1, "rounds", "a mapping with at least one round")
         for rid, spec in self.rounds.items():
             _check(str(rid).isdigit() and int(rid) >= 1, f"rounds.{rid}", "keyed by ids >= 1")
             _check(set(spec) == {"prev"}, f"rounds.{rid}", "a mapping {prev: <round id>}")
@@ -236,6 +239,8 @@ class Params:
                 c.heuristic.seed0, c.heuristic.seed0 + sum(c.heuristic.episodes.values())
             ),
         }
+        h = self.score_heuristic
+        seeds["score_heuristic"] = range(h.seed0, h.seed0 + sum(h.episodes.values()))
         for rid in self.rounds:
             s0 = onpolicy_seed0(c.onpolicy, rid)
             seeds[f"collect.onpolicy@{rid}"] = range(s0, s0 + c.onpolicy.episodes)
