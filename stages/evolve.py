@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.init:  # continue from a given controller instead of a fresh one
             init = load_model(args.init, "controller", Controller)[0]
             if init.members != 1:
-                raise ValueError(f"--init {args.init}: an ensemble; CMA-ES starts from one C")
+                raise RuntimeError(f"--init {args.init}: an ensemble; CMA-ES starts from one C")
         template = Controller(rnn.z_dim, rnn.hidden, key=jax.random.fold_in(key, 0))
         _, unravel = ravel_pytree(eqx.filter(template, eqx.is_array))
         static = eqx.filter(template, eqx.is_array, inverse=True)
@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
             template, p.dream.temperature, p.dream.horizon, p.dream.dropout
         )
         inputs = [args.rnn, *args.latents] + ([args.init] if args.init else [])
+
+        snapshots: list[Snapshots] = []  # cleared once the model is written, not before
 
         def member(m: int) -> tuple[np.ndarray, float, list[dict]]:
             """One CMA-ES run: member m is exactly the run that ``seed: seed + m`` would give
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                 # curse): re-score every generation's best and the final mean on fresh dreams.
                 final = fitness(candidates, FINAL_GEN, p.evolve.final_rollouts)
                 best, best_f = candidates[int(np.argmax(final))], float(final.max())
-            snaps.clear()
+            snapshots.append(snaps)
             return best, best_f, curve
 
         runs = [member(m) for m in range(p.evolve.members)]
@@ -192,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
                 }
             ],
         )
+        for snaps in snapshots:
+            snaps.clear()
 
     run_stage("evolve", body)
 
