@@ -1,5 +1,8 @@
 """flip_augment: mirror every frame left-right and negate steering, for all input datasets.
 
+With ``augment.flip: false`` it writes an empty dataset (no mirrored episodes), so the
+data-mix ablation runs the same DAG.
+
 python -m stages.flip_augment OUT.zarr IN.zarr [IN.zarr ...]
 """
 
@@ -8,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from stages.common import run_stage
-from wm_core.data import concat, flip, read_dataset, write_dataset
+from wm_core.data import concat, empty, flip, read_dataset, write_dataset
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,18 +21,15 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     def body(p) -> None:
-        parts = [flip(read_dataset(path)) for path in args.inputs]
+        parts = [flip(read_dataset(path)) for path in args.inputs] if p.augment.flip else []
         labels = [lab for part in parts for lab in part.attrs.get("episode_policy", [])]
-        merged = concat(
-            parts,
-            attrs={
-                "policy": "mirrored",
-                "sources": args.inputs,
-                "episode_policy": [f"{lab}/mirrored" for lab in labels],
-                "mirrored": True,
-            },
-        )
-        write_dataset(args.out, merged)
+        attrs = {
+            "policy": "mirrored",
+            "sources": args.inputs,
+            "episode_policy": [f"{lab}/mirrored" for lab in labels],
+            "mirrored": True,
+        }
+        write_dataset(args.out, concat(parts, attrs=attrs) if parts else empty(attrs))
 
     run_stage("flip_augment", body)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import make_episodes
 
-from wm_core.data import DataError, concat, flip, read_dataset, write_dataset
+from wm_core.data import DataError, concat, empty, flip, from_episodes, read_dataset, write_dataset
 
 
 def test_zarr_round_trip(tmp_path, episodes):
@@ -31,6 +31,21 @@ def test_concat_shifts_episode_index(episodes):
     both = concat([episodes, episodes])
     assert list(both.lengths) == [30, 12, 45] * 2
     assert both.n_frames == 2 * episodes.n_frames
+
+
+def test_an_empty_dataset_round_trips_and_concatenates_to_nothing(tmp_path, episodes):
+    """A source switched off (0 heuristic episodes, no mirroring) is an empty dataset."""
+    assert from_episodes([], {"policy": "heuristic"}).n_frames == 0
+    write_dataset(tmp_path / "e.zarr", flip(empty({"policy": "none"})))
+    none = read_dataset(tmp_path / "e.zarr")
+    assert none.obs.shape == (0, 64, 64, 3) and len(none.episode_starts) == 0
+    both = concat([none, episodes, none])
+    for name in ("obs", "action", "episode_ends", "seeds"):
+        np.testing.assert_array_equal(getattr(both, name), getattr(episodes, name))
+    bad = empty({})
+    bad.episode_ends = np.array([1], np.int64)  # an episode with no frames to index
+    with pytest.raises(DataError, match="episode_ends"):
+        write_dataset(tmp_path / "bad.zarr", bad)
 
 
 def test_missing_array_is_named(tmp_path, episodes):

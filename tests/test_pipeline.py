@@ -183,6 +183,7 @@ def test_push_then_fresh_clone_pull_needs_no_rerun(repo):
         ("evaluate.episodes", 3, {"evaluate"}),
         ("collect.random.episodes", 3, {"collect_random"}),
         ("rnn.round_steps", 4, {"train_rnn_round@1"}),
+        ("augment.flip", False, {"flip_augment", "flip_augment_round@1"}),
     ],
 )
 def test_a_param_change_flags_only_the_stages_that_read_it(repo, key, value, expected):
@@ -236,6 +237,33 @@ def test_exp_run_reruns_downstream_only_and_shows_in_exp_show_and_metrics_diff(r
     # the experiment's results are in the workspace: metrics diff against the commit shows them
     diff = json.loads(sh("dvc", "metrics", "diff", "--all", "--json", cwd=path))
     assert {"score_mean", "delusion_rate"} <= set(diff["metrics/evaluate.json"])
+    sh("git", "checkout", "-q", "--", ".", cwd=path)
+    sh("dvc", "checkout", "-q", cwd=path)
+    assert "up to date" in sh("dvc", "status", cwd=path)
+
+
+@pytest.mark.slow
+def test_data_mix_ablation_is_one_exp_run_and_trains_on_random_driving_only(repo):
+    """No heuristic episodes and no mirroring: V and M see only the Brownian episodes."""
+    import yaml
+
+    from wm_core.data import read_dataset
+
+    path, _ = repo
+    commit_all(path, "before data mix")
+    zero = [f"collect.heuristic.episodes.{m}=0" for m in ("plain", "recovery", "aggressive")]
+    flags = [arg for kv in (*zero, "augment.flip=false") for arg in ("-S", kv)]
+    log = sh("dvc", "exp", "run", "-n", "random-only", *flags, cwd=path)
+    ran = set(re.findall(r"Running stage '([^']+)'", log))
+    assert {"collect_heuristic", "flip_augment", "train_vae", "train_rnn", "evaluate"} <= ran
+    assert "collect_random" not in ran
+    latents = read_dataset(path / "data" / "latents" / "r0.zarr", obs=False)
+    assert set(latents.attrs["episode_policy"]) == {"random"}
+    assert latents.n_frames == read_dataset(path / "data" / "random.zarr", obs=False).n_frames
+    metrics = json.loads((path / "metrics" / "evaluate.json").read_text())
+    assert all(math.isfinite(metrics[k]) for k in EVAL_KEYS)
+    params = yaml.safe_load((path / "params.yaml").read_text())
+    assert params["augment"]["flip"] is False
     sh("git", "checkout", "-q", "--", ".", cwd=path)
     sh("dvc", "checkout", "-q", cwd=path)
     assert "up to date" in sh("dvc", "status", cwd=path)

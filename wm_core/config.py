@@ -59,6 +59,7 @@ class HeuristicConfig:
     seed0: int
     episodes: dict[str, int]  # mode -> episodes; modes are HEURISTIC_MODES
     KEY: ClassVar[str] = "collect.heuristic"  # where it sits in params.yaml (error messages)
+    MIN_TOTAL: ClassVar[int] = 0  # 0: a random-only dataset (the data-mix ablation)
 
     def __post_init__(self):
         _check(self.seed0 >= 0, f"{self.KEY}.seed0", ">= 0")
@@ -66,12 +67,22 @@ class HeuristicConfig:
             key = f"{self.KEY}.episodes.{mode}"
             _check(mode in HEURISTIC_MODES, key, f"one of {', '.join(HEURISTIC_MODES)}")
             _check(isinstance(n, int) and n >= 0, key, "an int >= 0")
-        _check(sum(self.episodes.values()) >= 1, f"{self.KEY}.episodes", "> 0 in total")
+        _check(
+            sum(self.episodes.values()) >= self.MIN_TOTAL,
+            f"{self.KEY}.episodes",
+            f">= {self.MIN_TOTAL} in total",
+        )
 
 
 @dataclass(frozen=True)
 class ScoreHeuristicConfig(HeuristicConfig):
     KEY: ClassVar[str] = "score_heuristic"
+    MIN_TOTAL: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip: bool  # mirror every collected episode left-right (False: flip_augment writes none)
 
 
 @dataclass(frozen=True)
@@ -207,6 +218,7 @@ class Params:
     seed: int
     env: EnvConfig
     collect: CollectConfig
+    augment: AugmentConfig
     vae: VAEConfig
     rnn: RNNConfig
     dream: DreamConfig

@@ -59,13 +59,15 @@ class Episodes:
 
     @property
     def episode_starts(self) -> Int[np.ndarray, " E"]:
-        return np.concatenate([[0], self.episode_ends[:-1]]).astype(np.int64)
+        return np.concatenate([[0], self.episode_ends])[:-1].astype(np.int64)
 
     @property
     def lengths(self) -> Int[np.ndarray, " E"]:
         return np.diff(np.concatenate([[0], self.episode_ends])).astype(np.int64)
 
     def episode_returns(self) -> Float[np.ndarray, " E"]:
+        if not len(self.episode_ends):
+            return np.zeros(0)
         return np.add.reduceat(self.reward.astype(np.float64), self.episode_starts)
 
 
@@ -92,9 +94,13 @@ def concat(parts: list[Episodes], attrs: dict | None = None) -> Episodes:
 
 
 def from_episodes(episodes: list[dict], attrs: dict) -> Episodes:
-    """Build a dataset from per-episode dicts with keys obs/action/reward/... and seed."""
+    """Build a dataset from per-episode dicts with keys obs/action/reward/... and seed.
+
+    No episodes give an empty dataset (a data-mix ablation that switches a source off keeps
+    the DAG's shape: every stage still has its inputs).
+    """
     if not episodes:
-        raise DataError("no episodes to write")
+        return empty(attrs)
     cat = lambda k: np.concatenate([e[k] for e in episodes])  # noqa: E731
     return Episodes(
         obs=cat("obs").astype(np.uint8),
@@ -104,6 +110,20 @@ def from_episodes(episodes: list[dict], attrs: dict) -> Episodes:
         truncated=cat("truncated").astype(bool),
         episode_ends=np.cumsum([len(e["reward"]) for e in episodes]).astype(np.int64),
         seeds=np.array([e["seed"] for e in episodes], np.int64),
+        attrs=attrs,
+    )
+
+
+def empty(attrs: dict) -> Episodes:
+    """A frames dataset with no episodes."""
+    return Episodes(
+        obs=np.zeros((0, *FRAME_SHAPE), np.uint8),
+        action=np.zeros((0, 3), np.float32),
+        reward=np.zeros(0, np.float32),
+        terminated=np.zeros(0, bool),
+        truncated=np.zeros(0, bool),
+        episode_ends=np.zeros(0, np.int64),
+        seeds=np.zeros(0, np.int64),
         attrs=attrs,
     )
 
@@ -204,16 +224,14 @@ def _validate(d: Episodes, where: str) -> None:
                 f"expected {np.dtype(dtype)}{list(shape)}"
             )
     ends = d.episode_ends
-    if (
-        ends.ndim != 1
-        or len(ends) == 0
-        or ends[-1] != n
-        or np.any(np.diff(ends) <= 0)
-        or ends[0] <= 0
+    if ends.ndim != 1 or (
+        (len(ends) == 0 and n != 0)
+        or len(ends)
+        and (ends[-1] != n or np.any(np.diff(ends) <= 0) or ends[0] <= 0)
     ):
         raise DataError(
             f"dataset {where}: episode_ends does not index the {n} frames "
-            "(must be increasing, positive, ending at N)"
+            "(must be increasing, positive, ending at N; empty only if N = 0)"
         )
     if d.seeds.shape != ends.shape:
         raise DataError(f"dataset {where}: {len(d.seeds)} seeds for {len(ends)} episodes")
