@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> None:
         spec = ("agent", *args.models, 0.0)
         eps = run_episodes(spec, seeds, p.env, e.workers, "evaluate", keep_obs=False)
         summary = score_summary(eps)
-        summary["dream_return"] = float(read_header(args.models[2])["info"]["dream_return"])
+        info = read_header(args.models[2])["info"]
+        summary["dream_return"] = float(info["dream_return"])
+        # 0: dream-only. >0: a hybrid (CMA-ES went on in the real env), never to be mixed up
+        summary["real_generations"] = int(info.get("real_generations", 0))
         write_json(args.metrics, summary)
         write_tsv(
             args.scores,

@@ -1,7 +1,10 @@
 """evolve: CMA-ES on the linear controller, entirely inside M's dream.
 
 python -m stages.evolve CTRL.eqx METRICS.json CURVE.tsv RNN.eqx LATENTS.zarr [...]
-    [--init PREV_CTRL.eqx] [--round K]
+    [--init PREV_CTRL.eqx] [--round K] [--vae VAE.eqx]
+
+With ``hybrid.real_generations > 0`` the controller is no longer dream-only: CMA-ES goes on
+in the real env from the dream's solution, and the metrics say so (``real_generations``).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 
 import equinox as eqx
@@ -26,7 +30,7 @@ from wm_core.es import evolve
 from wm_core.mdrnn import MDNRNN
 from wm_core.metrics import write_json, write_tsv
 from wm_core.resume import Snapshots, fingerprint
-from wm_core.rollout import run_episodes
+from wm_core.rollout import run_episodes, run_population
 
 FINAL_GEN = 1_000_000  # the final re-scoring's dreams: seeds no generation uses
 
@@ -58,6 +62,45 @@ def make_real_check(
     return check
 
 
+def hybrid_phase(p, vae: str, rnn: str, x0: np.ndarray, to_ctrl, hp: dict, out: str, inputs):
+    """Not dream-only: CMA-ES continued in the real env from the dream's solution ``x0``.
+
+    Generation g drives every member on the same fresh training tracks (common tracks make
+    the ranking less noisy). Returns the strategy's final mean (a mean over noisy 2-track
+    estimates is safer than the luckiest member) and one curve row per generation.
+    """
+    h = p.hybrid
+    scratch = Path(".wm_resume") / (str(Path(out)).replace(os.sep, "__") + ".hybrid")
+
+    def fitness(pop: np.ndarray, gen: int) -> np.ndarray:
+        seeds = list(range(h.seed0 + gen * h.episodes, h.seed0 + (gen + 1) * h.episodes))
+        scratch.mkdir(parents=True, exist_ok=True)
+        specs = []
+        for i, x in enumerate(pop):
+            path = scratch / f"g{gen}_c{i}.eqx"
+            save_model(path, to_ctrl(x), "controller", hp)
+            specs.append(("agent", vae, rnn, str(path), 0.0))
+        try:
+            r = run_population(specs, seeds, p.env, p.collect.workers, f"hybrid gen {gen}")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return r.mean(axis=1)
+
+    snaps = Snapshots.for_output(
+        out + ".hybrid", fingerprint(p.hybrid, inputs, [p.seed, out, x0.tolist()]), 1
+    )
+    _, _, curve, candidates = evolve(
+        x0,
+        fitness,
+        sigma0=h.sigma0,
+        popsize=h.popsize,
+        generations=h.real_generations,
+        seed=p.seed + 7919,
+        snapshots=snaps,
+    )
+    return candidates[-1], curve, snaps
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("model")
@@ -71,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     def body(p) -> None:
+        if p.hybrid.real_generations > 0 and (p.evolve.members > 1 or not args.vae):
+            raise RuntimeError("hybrid.real_generations > 0 needs evolve.members: 1 and --vae")
         rnn, _ = load_model(args.rnn, "mdrnn", MDNRNN)
         data = concat([read_dataset(path) for path in args.latents])
         rnd = int(args.round)
@@ -172,6 +217,23 @@ def main(argv: list[str] | None = None) -> None:
         hp = {"z_dim": rnn.z_dim, "hidden": rnn.hidden}
         if ctrl.members > 1:
             hp["members"] = ctrl.members
+        real_curve: list[dict] = []
+        if p.hybrid.real_generations > 0:
+
+            def to_ctrl(x):
+                return eqx.combine(unravel(jnp.asarray(x, jnp.float32)), static)
+
+            x, real_curve, snaps = hybrid_phase(
+                p, args.vae, args.rnn, runs[0][0], to_ctrl, hp, args.model, inputs
+            )
+            snapshots.append(snaps)
+            ctrl = to_ctrl(x)
+            real = {
+                "real_generations": p.hybrid.real_generations,
+                "real_mean_last": real_curve[-1]["mean"],  # the last population's real mean
+            }
+            metrics |= real
+            info |= real | {"hybrid": dataclasses.asdict(p.hybrid)}
         save_model(args.model, ctrl, "controller", hp, info)
         write_json(args.metrics, metrics)
         curve = runs[0][2]
@@ -180,6 +242,12 @@ def main(argv: list[str] | None = None) -> None:
                 row | {"generation": m * generations + row["generation"], "member": m}
                 for m, (_, _, rows) in enumerate(runs)
                 for row in rows
+            ]
+        if real_curve:  # the real generations continue the dream's, marked env = real
+            blank = dict.fromkeys(curve[0] if curve else {}, float("nan"))  # real_check: dream only
+            curve = [row | {"env": "dream"} for row in curve] + [
+                blank | row | {"generation": generations + row["generation"], "env": "real"}
+                for row in real_curve
             ]
         write_tsv(
             args.curve,

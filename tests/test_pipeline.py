@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -184,6 +185,8 @@ def test_push_then_fresh_clone_pull_needs_no_rerun(repo):
         ("collect.random.episodes", 3, {"collect_random"}),
         ("rnn.round_steps", 4, {"train_rnn_round@1"}),
         ("augment.flip", False, {"flip_augment", "flip_augment_round@1"}),
+        ("evolve.members", 1, {"evolve", "evolve_round@1"}),
+        ("hybrid.popsize", 4, {"evolve", "evolve_round@1"}),
     ],
 )
 def test_a_param_change_flags_only_the_stages_that_read_it(repo, key, value, expected):
@@ -267,6 +270,37 @@ def test_data_mix_ablation_is_one_exp_run_and_trains_on_random_driving_only(repo
     sh("git", "checkout", "-q", "--", ".", cwd=path)
     sh("dvc", "checkout", "-q", cwd=path)
     assert "up to date" in sh("dvc", "status", cwd=path)
+
+
+@pytest.mark.slow
+def test_hybrid_continues_cma_es_in_the_real_env_and_says_so(repo):
+    """hybrid.real_generations > 0: real-env generations after the dream's, marked as such."""
+    import yaml
+
+    path, _ = repo
+    raw = yaml.safe_load((path / "params.yaml").read_text())
+    raw["evolve"]["members"] = 1
+    raw["hybrid"] |= {"real_generations": 2, "popsize": 3, "episodes": 1}
+    (path / "tmp").mkdir(exist_ok=True)
+    params = path / "tmp" / "hybrid.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    outs = ["tmp/c.eqx", "tmp/m.json", "tmp/c.tsv"]
+    inputs = ["models/r0/mdrnn.eqx", "data/latents/r0.zarr", "--vae", "models/vae.eqx"]
+    env = {**os.environ, "WM_PARAMS": str(params)}
+    run = [sys.executable, "-m", "stages.evolve", *outs, *inputs]
+    ok = subprocess.run(run, cwd=path, env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    metrics = json.loads((path / "tmp" / "m.json").read_text())
+    assert metrics["real_generations"] == 2 and math.isfinite(metrics["real_mean_last"])
+    rows = (path / "tmp" / "c.tsv").read_text().splitlines()
+    env_col = rows[0].split("\t").index("env")
+    assert [r.split("\t")[env_col] for r in rows[1:]] == ["dream"] * 2 + ["real"] * 2
+    raw["evolve"]["members"] = 2  # an ensemble cannot be continued as one C
+    params.write_text(yaml.safe_dump(raw))
+    bad = subprocess.run(run, cwd=path, env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "needs evolve.members: 1" in bad.stderr
+    assert not (path / ".wm_resume").exists() or not any((path / ".wm_resume").iterdir())
+    shutil.rmtree(path / "tmp")
 
 
 @pytest.mark.slow

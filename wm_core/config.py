@@ -201,6 +201,24 @@ class EvolveConfig:
 
 
 @dataclass(frozen=True)
+class HybridConfig:
+    """Not dream-only: CMA-ES continued in the real env from the dream's controller."""
+
+    real_generations: int  # 0 = off (the controller stays dream-only)
+    popsize: int
+    episodes: int  # real tracks per member per generation, shared by the whole population
+    sigma0: float  # CMA-ES step size around the dream solution
+    seed0: int  # generation g drives tracks seed0 + g * episodes + i (training tracks)
+
+    def __post_init__(self):
+        _check(self.real_generations >= 0, "hybrid.real_generations", ">= 0")
+        _check(self.popsize >= 2, "hybrid.popsize", ">= 2")
+        _check(self.episodes >= 1, "hybrid.episodes", ">= 1")
+        _check(self.sigma0 > 0, "hybrid.sigma0", "> 0")
+        _check(self.seed0 >= 0, "hybrid.seed0", ">= 0")
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     seed0: int  # held-out tracks: seed0 .. seed0 + episodes - 1
     episodes: int
@@ -223,6 +241,7 @@ class Params:
     rnn: RNNConfig
     dream: DreamConfig
     evolve: EvolveConfig
+    hybrid: HybridConfig
     evaluate: EvaluateConfig
     score_heuristic: ScoreHeuristicConfig  # the expert's score on its own tracks (metrics only)
     rounds: dict[str, dict[str, str]]  # round id -> {prev: previous round id} (may be empty)
@@ -256,6 +275,9 @@ class Params:
         for rid in self.rounds:
             s0 = onpolicy_seed0(c.onpolicy, rid)
             seeds[f"collect.onpolicy@{rid}"] = range(s0, s0 + c.onpolicy.episodes)
+        hy = self.hybrid
+        if hy.real_generations > 0:
+            seeds["hybrid"] = range(hy.seed0, hy.seed0 + hy.real_generations * hy.episodes)
         e = self.evolve
         if e.real_check_every > 0:
             seeds["evolve.real_check"] = range(

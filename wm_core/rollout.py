@@ -9,6 +9,7 @@ not depend on the number of workers.
 from __future__ import annotations
 
 import numpy as np
+from jaxtyping import Float
 from tqdm import tqdm
 
 from wm_core.config import EnvConfig
@@ -97,6 +98,9 @@ def episode_job(
     if ("env", fast) not in _CACHE:
         _CACHE["env", fast] = make_env(fast=fast)
     if spec not in _CACHE:
+        policies = [k for k in _CACHE if k[0] != "env"]
+        for old in policies[: max(0, len(policies) - 3)]:  # a population: one C per candidate
+            del _CACHE[old]
         _CACHE[spec] = make_policy(spec)
     ep = run_episode(_CACHE["env", fast], _CACHE[spec], seed, max_steps, keep_raw, crop_hud)
     if not keep_obs:  # scoring only: do not ship ~12 MB of frames per episode back
@@ -136,3 +140,24 @@ def run_episodes(
         done(seed, ep)
     bar.close()
     return [results[s] for s in seeds]
+
+
+def run_population(
+    specs: list[tuple], seeds: list[int], env: EnvConfig, workers: int, desc: str
+) -> Float[np.ndarray, "P E"]:
+    """Every policy of ``specs`` on every track of ``seeds`` (scoring only): returns (P, E).
+
+    Jobs are named ``<seed>-c<i>`` (track, candidate), so an error names both.
+    """
+    jobs = [
+        (f"{s}-c{i}", (spec, s, env.max_steps, False, env.fast, env.crop_hud, False))
+        for i, spec in enumerate(specs)
+        for s in seeds
+    ]
+    returns = {}
+    bar = tqdm(total=len(jobs), desc=desc, mininterval=2.0)
+    for name, ep in run_jobs(episode_job, jobs, workers, desc, env.episode_timeout_s):
+        returns[name] = float(ep["reward"].sum())
+        bar.update(1)
+    bar.close()
+    return np.array([[returns[f"{s}-c{i}"] for s in seeds] for i in range(len(specs))])
