@@ -215,6 +215,17 @@ def commit_all(path: Path, message: str) -> None:
     sh(*GIT, "commit", "-qm", message, "--allow-empty", cwd=path)
 
 
+def restore_workspace(path: Path) -> None:
+    """Back to the committed params and outputs after an experiment was applied."""
+    sh("git", "checkout", "-q", "--", ".", cwd=path)
+    sh("dvc", "checkout", "-q", cwd=path)
+    assert "up to date" in sh("dvc", "status", cwd=path)
+
+
+def ran_stages(log: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", log))
+
+
 def exp_table(path: Path) -> list[dict]:
     import csv
     import io
@@ -232,7 +243,7 @@ def test_exp_run_reruns_downstream_only_and_shows_in_exp_show_and_metrics_diff(r
     path, _ = repo
     commit_all(path, "baseline")
     log = sh("dvc", "exp", "run", "-n", "hot", "-S", "dream.temperature=1.5", cwd=path)
-    ran = set(re.findall(r"Running stage '([^']+)'", log))
+    ran = ran_stages(log)
     assert {"evolve", "evaluate"} <= ran and not ran & (UPSTREAM | {"train_rnn"})
     hot = [r for r in exp_table(path) if r["Experiment"] == "hot"]
     assert len(hot) == 1 and float(hot[0]["dream.temperature"]) == 1.5
@@ -240,9 +251,7 @@ def test_exp_run_reruns_downstream_only_and_shows_in_exp_show_and_metrics_diff(r
     # the experiment's results are in the workspace: metrics diff against the commit shows them
     diff = json.loads(sh("dvc", "metrics", "diff", "--all", "--json", cwd=path))
     assert {"score_mean", "delusion_rate"} <= set(diff["metrics/evaluate.json"])
-    sh("git", "checkout", "-q", "--", ".", cwd=path)
-    sh("dvc", "checkout", "-q", cwd=path)
-    assert "up to date" in sh("dvc", "status", cwd=path)
+    restore_workspace(path)
 
 
 @pytest.mark.slow
@@ -257,7 +266,7 @@ def test_data_mix_ablation_is_one_exp_run_and_trains_on_random_driving_only(repo
     zero = [f"collect.heuristic.episodes.{m}=0" for m in ("plain", "recovery", "aggressive")]
     flags = [arg for kv in (*zero, "augment.flip=false") for arg in ("-S", kv)]
     log = sh("dvc", "exp", "run", "-n", "random-only", *flags, cwd=path)
-    ran = set(re.findall(r"Running stage '([^']+)'", log))
+    ran = ran_stages(log)
     assert {"collect_heuristic", "flip_augment", "train_vae", "train_rnn", "evaluate"} <= ran
     assert "collect_random" not in ran
     latents = read_dataset(path / "data" / "latents" / "r0.zarr", obs=False)
@@ -267,9 +276,7 @@ def test_data_mix_ablation_is_one_exp_run_and_trains_on_random_driving_only(repo
     assert all(math.isfinite(metrics[k]) for k in EVAL_KEYS)
     params = yaml.safe_load((path / "params.yaml").read_text())
     assert params["augment"]["flip"] is False
-    sh("git", "checkout", "-q", "--", ".", cwd=path)
-    sh("dvc", "checkout", "-q", cwd=path)
-    assert "up to date" in sh("dvc", "status", cwd=path)
+    restore_workspace(path)
 
 
 @pytest.mark.slow
