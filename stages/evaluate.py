@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         summary["dream_return"] = float(info["dream_return"])
         # 0: dream-only. >0: a hybrid (CMA-ES went on in the real env), never to be mixed up
         summary["real_generations"] = int(info.get("real_generations", 0))
+        if "dream_offroad_frac" in info:  # the same C's off-road fraction in its dreams
+            summary["dream_offroad_frac"] = float(info["dream_offroad_frac"])
         write_json(args.metrics, summary)
         write_tsv(
             args.scores,

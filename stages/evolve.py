@@ -25,11 +25,12 @@ from stages.common import run_stage
 from wm_core.checkpoint import load_model, save_model
 from wm_core.controller import Controller
 from wm_core.data import concat, read_dataset
-from wm_core.dream import make_population_returns, sample_starts
+from wm_core.dream import dream_offroad_frac, make_population_returns, sample_starts
 from wm_core.es import evolve
 from wm_core.mdrnn import MDNRNN
 from wm_core.metrics import write_json, write_tsv
 from wm_core.resume import Snapshots, fingerprint
+from wm_core.road import fit_probe, probe_accuracy
 from wm_core.rollout import run_episodes, run_population
 
 FINAL_GEN = 1_000_000  # the final re-scoring's dreams: seeds no generation uses
@@ -132,9 +133,21 @@ def main(argv: list[str] | None = None) -> None:
         template = Controller(rnn.z_dim, rnn.hidden, key=jax.random.fold_in(key, 0))
         _, unravel = ravel_pytree(eqx.filter(template, eqx.is_array))
         static = eqx.filter(template, eqx.is_array, inverse=True)
+        d = p.dream
         returns = make_population_returns(
-            template, p.dream.temperature, p.dream.horizon, p.dream.dropout
+            template, d.temperature, d.horizon, d.dropout, d.offroad_penalty
         )
+        probe, probe_info = None, {}
+        labels = data.off_road
+        if labels is not None and 0 < labels.sum() < len(labels):
+            w, b = fit_probe(data.mu, labels)
+            probe = (jnp.asarray(w), jnp.asarray(b, jnp.float32))
+            probe_info = {"offroad_probe_accuracy": probe_accuracy(data.mu, labels, w, b)}
+        elif d.offroad_penalty > 0:
+            raise RuntimeError(
+                "dream.offroad_penalty > 0 needs latents with 'off_road' labels of both kinds "
+                "(rerun encode_latents; frames on and off the road)"
+            )
         inputs = [args.rnn, *args.latents] + ([args.init] if args.init else [])
 
         snapshots: list[Snapshots] = []  # cleared once the model is written, not before
@@ -150,7 +163,11 @@ def main(argv: list[str] | None = None) -> None:
                 rng = np.random.default_rng([seed, rnd, gen])
                 starts = sample_starts(data, rollouts, p.dream.warmup, rng, p.dream.reset_starts)
                 r = returns(
-                    rnn, jnp.asarray(pop, jnp.float32), starts, jax.random.fold_in(key_m, gen + 1)
+                    rnn,
+                    jnp.asarray(pop, jnp.float32),
+                    starts,
+                    jax.random.fold_in(key_m, gen + 1),
+                    probe,
                 )
                 return np.asarray(r).mean(axis=1)
 
@@ -202,11 +219,11 @@ def main(argv: list[str] | None = None) -> None:
             starts = sample_starts(data, n, p.dream.warmup, rng, p.dream.reset_starts)
             flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
             ens_returns = make_population_returns(
-                ctrl, p.dream.temperature, p.dream.horizon, p.dream.dropout
+                ctrl, d.temperature, d.horizon, d.dropout, d.offroad_penalty
             )
-            r = ens_returns(rnn, flat[None], starts, jax.random.fold_in(key, FINAL_GEN + 1))
+            r = ens_returns(rnn, flat[None], starts, jax.random.fold_in(key, FINAL_GEN + 1), probe)
             dream_ret = float(np.asarray(r).mean())
-        metrics = {"dream_return": dream_ret, "generations": generations}
+        metrics = {"dream_return": dream_ret, "generations": generations} | probe_info
         if ctrl.members > 1:
             metrics |= {"members": ctrl.members, "member_dream_returns": [f for _, f, _ in runs]}
         info = metrics | {
@@ -234,6 +251,15 @@ def main(argv: list[str] | None = None) -> None:
             }
             metrics |= real
             info |= real | {"hybrid": dataclasses.asdict(p.hybrid)}
+        if probe is not None:  # how often the kept C's dreams look off the road (vs real)
+            rng = np.random.default_rng([p.seed, rnd, FINAL_GEN])
+            n = max(p.evolve.final_rollouts, p.evolve.rollouts)
+            starts = sample_starts(data, n, d.warmup, rng, d.reset_starts)
+            frac = dream_offroad_frac(
+                ctrl, rnn, starts, jax.random.fold_in(key, FINAL_GEN + 2), probe,
+                d.temperature, d.horizon, d.dropout,
+            )  # fmt: skip
+            metrics["dream_offroad_frac"] = info["dream_offroad_frac"] = frac
         save_model(args.model, ctrl, "controller", hp, info)
         write_json(args.metrics, metrics)
         curve = runs[0][2]

@@ -50,6 +50,7 @@ def test_shipped_params_are_valid(params):
             "score_heuristic.episodes.plain must be an int >= 0",
         ),
         (lambda r: r["evolve"].update(members=0), "evolve.members must be >= 1"),
+        (lambda r: r["dream"].update(offroad_penalty=-1.0), "dream.offroad_penalty must be >= 0"),
         (lambda r: r.update(rounds={}, evaluate=r["evaluate"] | {"round": "2"}), "evaluate.round"),
     ],
 )

@@ -15,6 +15,19 @@ def test_zarr_round_trip(tmp_path, episodes):
         assert getattr(back, name).dtype == getattr(episodes, name).dtype
     assert back.attrs["policy"] == "test" and back.attrs["schema_version"] == 1
     assert list(back.lengths) == [30, 12, 45]
+    assert back.off_road is None  # frames datasets carry no labels
+
+
+def test_latents_off_road_labels_round_trip_and_concatenate(tmp_path):
+    a, b = make_episodes((5, 7), z_dim=3, frames=False), make_episodes((4,), z_dim=3, frames=False)
+    a.off_road, b.off_road = np.arange(12) % 2 == 0, np.ones(4, bool)
+    write_dataset(tmp_path / "a.zarr", a)
+    back = read_dataset(tmp_path / "a.zarr")
+    np.testing.assert_array_equal(back.off_road, a.off_road)
+    np.testing.assert_array_equal(concat([back, b]).off_road, np.r_[a.off_road, b.off_road])
+    a.off_road = a.off_road[:5]
+    with pytest.raises(DataError, match="'off_road' is bool"):
+        write_dataset(tmp_path / "bad.zarr", a)
 
 
 def test_flip_negates_steering_only_and_mirrors_frames(episodes):

@@ -2,11 +2,17 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from conftest import make_episodes
 from jax.flatten_util import ravel_pytree
 
 from wm_core.controller import Controller
-from wm_core.dream import dream_return, make_population_returns, sample_starts
+from wm_core.dream import (
+    dream_offroad_frac,
+    dream_return,
+    make_population_returns,
+    sample_starts,
+)
 from wm_core.mdrnn import MDNRNN
 
 
@@ -85,3 +91,34 @@ def test_fresh_starts_begin_at_frame_zero_with_a_zero_state(key):
     first_frames = data.mu[data.episode_starts]
     for z in np.asarray(s.z0[:2]):  # posterior samples around an episode's first frame
         assert np.abs(first_frames - z).max(axis=1).min() < 5 * np.exp(-1.0)
+
+
+def test_offroad_penalty_charges_each_alive_step_its_probability(key):
+    rnn = never_done(MDNRNN(4, 8, 2, key=key))
+    ctrl = Controller(4, 8, key=jax.random.fold_in(key, 1))
+    args = (jnp.zeros((3, 4)), jnp.zeros((3, 3)), jnp.ones(4), key, 1.0, 20)
+    plain = dream_return(ctrl, rnn, *args)
+    w = jnp.zeros(4)
+    sure_off = dream_return(ctrl, rnn, *args, probe=(w, jnp.array(30.0)), offroad_penalty=0.5)
+    sure_on = dream_return(ctrl, rnn, *args, probe=(w, jnp.array(-30.0)), offroad_penalty=0.5)
+    off_free = dream_return(ctrl, rnn, *args, probe=(w, jnp.array(30.0)), offroad_penalty=0.0)
+    np.testing.assert_allclose(sure_off, plain - 0.5 * 20, atol=1e-4)  # 20 steps, P = 1
+    np.testing.assert_allclose(sure_on, plain, atol=1e-4)
+    assert off_free == plain
+    f = make_population_returns(ctrl, 1.0, 20, offroad_penalty=0.5)
+    data = make_episodes(lengths=(30, 20), z_dim=4, frames=False)
+    starts = sample_starts(data, 2, 3, np.random.default_rng(0))
+    flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
+    with pytest.raises(ValueError, match="needs the off-road probe"):
+        f(rnn, flat[None], starts, key)
+
+
+def test_dream_offroad_frac_is_the_probes_mean_per_step(key):
+    rnn = never_done(MDNRNN(4, 8, 2, key=key))
+    ctrl = Controller(4, 8, key=jax.random.fold_in(key, 1))
+    data = make_episodes(lengths=(30, 20), z_dim=4, frames=False)
+    starts = sample_starts(data, 3, 3, np.random.default_rng(0), reset_frac=0.5)
+    w = jnp.zeros(4)
+    for b, expected in ((30.0, 1.0), (-30.0, 0.0), (0.0, 0.5)):
+        frac = dream_offroad_frac(ctrl, rnn, starts, key, (w, jnp.array(b)), 1.0, 15)
+        assert abs(frac - expected) < 1e-4

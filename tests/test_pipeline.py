@@ -110,6 +110,16 @@ def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
     assert all(expert[m]["episodes"] == 1 and "skid_frames" in expert[m] for m in expert)
     evolved = json.loads((path / "metrics" / "evolve" / "r0.json").read_text())
     assert evolved["members"] == 2 and len(evolved["member_dream_returns"]) == 2
+    # tiny params charge off-road dreams: the probe is fitted on the latents' frame labels
+    from wm_core.data import read_dataset
+
+    latents = read_dataset(path / "data" / "latents" / "r0.zarr", obs=False)
+    assert latents.off_road is not None and 0 < latents.off_road.mean() < 1
+    assert 0.5 <= evolved["offroad_probe_accuracy"] <= 1
+    assert 0 <= evolved["dream_offroad_frac"] <= 1
+    evaluated = json.loads((path / "metrics" / "evolve" / "r1.json").read_text())  # round '1'
+    assert metrics["dream_offroad_frac"] == evaluated["dream_offroad_frac"]
+    assert 0 <= metrics["off_road_frac"] <= 1
     assert sorted(p.name.split("_")[0] for p in (path / "videos").glob("*.mp4")) == [
         "best",
         "worst",

@@ -163,6 +163,7 @@ class DreamConfig:
     warmup: int  # real steps that warm h up before the dream starts
     dropout: float  # DDL: each dream runs M under its own dropout mask (0 = off)
     reset_starts: float  # fraction of dreams that start at an episode's first frame, h = 0
+    offroad_penalty: float  # per dream step, x P(next frame off the road) (wm_core/road.py)
 
     def __post_init__(self):
         _check(0 <= self.reset_starts <= 1, "dream.reset_starts", "in [0, 1]")
@@ -170,6 +171,7 @@ class DreamConfig:
         _check(self.horizon >= 1, "dream.horizon", ">= 1")
         _check(self.warmup >= 0, "dream.warmup", ">= 0")
         _check(0 <= self.dropout < 1, "dream.dropout", "in [0, 1)")
+        _check(self.offroad_penalty >= 0, "dream.offroad_penalty", ">= 0")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ Schema (version 1) of a frames dataset, all arrays sharing the time axis N:
     episode_ends (E,)           int64    cumulative ends: episode i is [ends[i-1], ends[i])
     seeds        (E,)           int64    track seed of each episode
 
-A latents dataset has ``mu`` and ``log_sigma`` (N, z) float32 instead of ``obs``.
+A latents dataset has ``mu`` and ``log_sigma`` (N, z) float32 instead of ``obs``, and
+``off_road`` (N,) bool: whether frame t shows the car off the road (wm_core/road.py).
 Chunks run along time only (1000 frames, ~0.9 MB zstd) so DVC hashes a few hundred files,
 not one per frame (../shared/DVC-NOTES.md §3.2).
 """
@@ -51,6 +52,7 @@ class Episodes:
     obs: UInt8[np.ndarray, "N 64 64 3"] | None = None
     mu: Float[np.ndarray, "N z"] | None = None
     log_sigma: Float[np.ndarray, "N z"] | None = None
+    off_road: Bool[np.ndarray, " N"] | None = None
     attrs: dict = field(default_factory=dict)
 
     @property
@@ -88,6 +90,7 @@ def concat(parts: list[Episodes], attrs: dict | None = None) -> Episodes:
         obs=cat("obs"),
         mu=cat("mu"),
         log_sigma=cat("log_sigma"),
+        off_road=cat("off_road"),
         episode_ends=np.concatenate([p.episode_ends + o for p, o in zip(parts, offsets)]),
         attrs=attrs or {},
     )
@@ -156,7 +159,7 @@ def write_dataset(path: str | os.PathLike, data: Episodes) -> None:
     _validate(data, str(path))
     with atomic_path(path) as tmp:
         root = zarr.open_group(tmp, mode="w", zarr_format=3)
-        arrays = {k: getattr(data, k) for k in ("obs", "mu", "log_sigma", *STEP_KEYS)}
+        arrays = {k: getattr(data, k) for k in ("obs", "mu", "log_sigma", *STEP_KEYS, "off_road")}
         arrays |= {"episode_ends": data.episode_ends, "seeds": data.seeds}
         for name, arr in arrays.items():
             if arr is None:
@@ -191,6 +194,7 @@ def read_dataset(path: str | os.PathLike, *, obs: bool = True) -> Episodes:
             obs=get("obs", required="mu" not in keys) if obs else None,
             mu=get("mu", required=False),
             log_sigma=get("log_sigma", required=False),
+            off_road=get("off_road", required=False),
             attrs=dict(root.attrs),
         )
     except DataError:
@@ -211,6 +215,7 @@ def _validate(d: Episodes, where: str) -> None:
         "terminated": ((n,), np.bool_),
         "truncated": ((n,), np.bool_),
         "obs": ((n, *FRAME_SHAPE), np.uint8),
+        "off_road": ((n,), np.bool_),
     }
     if d.mu is not None:
         expect["mu"] = expect["log_sigma"] = ((n, d.mu.shape[-1]), np.float32)

@@ -6,7 +6,9 @@ first frame (the zoom-in) with a zero LSTM state, or (b) at a random later frame
 that frame's posterior and M takes over: z_{t+1} is sampled at the dream temperature, the
 reward head pays r_t, and the done head (sigmoid > 0.5) ends the dream after paying that
 step's reward. With ``dropout`` > 0 each dream runs M under its own dropout mask (DDL), the
-warm-up included.
+warm-up included. With an off-road probe (wm_core/road.py) and ``offroad_penalty`` > 0, each
+step also costs ``offroad_penalty`` times the probability that the dreamed next frame shows the
+car off the road.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from wm_core.controller import Controller
 from wm_core.data import Episodes
 from wm_core.mdrnn import MDNRNN, dropout_masks, sample_next
+from wm_core.road import offroad_prob
 
 
 def dream_return(
@@ -34,10 +37,14 @@ def dream_return(
     horizon: int,
     dropout: float = 0.0,
     fresh: Array | None = None,
+    probe: tuple[Float[Array, " z"], Float[Array, ""]] | None = None,
+    offroad_penalty: float = 0.0,
 ) -> Float[Array, ""]:
     """Total predicted reward of one dream of ``horizon`` steps (masked after done).
 
     ``fresh`` (bool scalar): start from a zero LSTM state (an episode's first frame).
+    ``probe`` (w, b): the off-road probe on z; each step pays ``offroad_penalty`` x
+    P(off road | z_{t+1}) on top of the reward head's r_t.
     """
     mask_key, key = jax.random.split(key)
     masks = dropout_masks(rnn, dropout, mask_key)
@@ -51,9 +58,12 @@ def dream_return(
         a = ctrl(z, carry[0])
         carry = rnn.step(z, a, carry, masks)
         logits, mu, log_sigma, r, d_logit = rnn.heads(carry[0])
+        z_next = sample_next(logits, mu, log_sigma, temperature, k)
+        if probe is not None and offroad_penalty > 0:
+            r = r - offroad_penalty * offroad_prob(z_next, *probe)
         ret = ret + alive * r  # the terminal step's reward counts
         alive = alive * (d_logit <= 0.0)  # sigmoid(d) > 0.5 ends the dream
-        return (sample_next(logits, mu, log_sigma, temperature, k), carry, alive, ret), None
+        return (z_next, carry, alive, ret), None
 
     init = (z0, carry, jnp.array(1.0), jnp.array(0.0))
     (_, _, _, ret), _ = jax.lax.scan(step, init, jax.random.split(key, horizon))
@@ -98,28 +108,62 @@ def sample_starts(
 
 
 def make_population_returns(
-    template: Controller, temperature: float, horizon: int, dropout: float = 0.0
+    template: Controller,
+    temperature: float,
+    horizon: int,
+    dropout: float = 0.0,
+    offroad_penalty: float = 0.0,
 ):
-    """-> f(rnn, flat_params (P, n), starts, key) -> returns (P, R), one jitted call.
+    """-> f(rnn, flat_params (P, n), starts, key, probe=None) -> returns (P, R), one jitted call.
 
     Every member sees the same starts and the same dream keys (common random numbers), so
-    fitness differences come from the controllers, not from luck.
+    fitness differences come from the controllers, not from luck. ``probe`` (w, b) is the
+    off-road probe, required when ``offroad_penalty`` > 0.
     """
     _, unravel = ravel_pytree(eqx.filter(template, eqx.is_array))
     static = eqx.filter(template, eqx.is_array, inverse=True)
 
-    def one(rnn, flat, z_warm, a_warm, z0, fresh, key):
+    def one(rnn, flat, z_warm, a_warm, z0, fresh, key, probe):
         ctrl = eqx.combine(unravel(flat), static)
         return dream_return(
-            ctrl, rnn, z_warm, a_warm, z0, key, temperature, horizon, dropout, fresh
-        )
+            ctrl, rnn, z_warm, a_warm, z0, key, temperature, horizon, dropout, fresh,
+            probe, offroad_penalty,
+        )  # fmt: skip
 
-    per_start = jax.vmap(one, in_axes=(None, None, 0, 0, 0, 0, 0))
-    per_member = jax.vmap(per_start, in_axes=(None, 0, None, None, None, None, None))
+    per_start = jax.vmap(one, in_axes=(None, None, 0, 0, 0, 0, 0, None))
+    per_member = jax.vmap(per_start, in_axes=(None, 0, None, None, None, None, None, None))
 
     @eqx.filter_jit
-    def population_returns(rnn, pop, starts: DreamStarts, key):
+    def population_returns(rnn, pop, starts: DreamStarts, key, probe=None):
+        if offroad_penalty > 0 and probe is None:
+            raise ValueError("offroad_penalty > 0 needs the off-road probe (w, b)")
         keys = jax.random.split(key, starts.z0.shape[0])
-        return per_member(rnn, pop, starts.z_warm, starts.a_warm, starts.z0, starts.fresh, keys)
+        return per_member(
+            rnn, pop, starts.z_warm, starts.a_warm, starts.z0, starts.fresh, keys, probe
+        )
 
     return population_returns
+
+
+def dream_offroad_frac(
+    ctrl: Controller,
+    rnn: MDNRNN,
+    starts: DreamStarts,
+    key: PRNGKeyArray,
+    probe: tuple[Float[Array, " z"], Float[Array, ""]],
+    temperature: float,
+    horizon: int,
+    dropout: float = 0.0,
+) -> float:
+    """How often ``ctrl``'s dreams show the car off the road: the probe's P(off road) summed
+    over each dream's live steps, per step of the horizon, averaged over the starts.
+
+    Comparable with the real off-road fraction of the same controller (evaluate's
+    ``off_road_frames``): a dream kinder than reality shows it far less often.
+    """
+    flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
+    plain = make_population_returns(ctrl, temperature, horizon, dropout)
+    charged = make_population_returns(ctrl, temperature, horizon, dropout, offroad_penalty=1.0)
+    # the charged dream is the same dream (same keys) minus sum_t alive_t * P(off | z_{t+1})
+    diff = plain(rnn, flat[None], starts, key) - charged(rnn, flat[None], starts, key, probe)
+    return float(np.asarray(diff).mean()) / horizon

@@ -12,6 +12,7 @@ def score_summary(episodes: list[dict]) -> dict:
     road tile), the fraction where M predicted r > 0 (i.e. a new tile).
     delusion_rate_no_progress: the same over frames where no new tile was reached (the design's
     looser definition, which also counts slow driving on the road).
+    off_road_frac: the fraction of frames off the road (compare the C's ``dream_offroad_frac``).
     """
     scores = np.array([e["reward"].sum() for e in episodes], np.float64)
     pred = np.concatenate([e["pred_reward"] for e in episodes])
@@ -32,4 +33,5 @@ def score_summary(episodes: list[dict]) -> dict:
         "delusion_rate_no_progress": rate(no_progress),
         "off_road_frames": int(off.sum()),
         "frames": int(len(off)),
+        "off_road_frac": float(off.mean()),
     }

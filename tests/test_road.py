@@ -1,0 +1,33 @@
+"""The off-road label read off frames, against the env's own flag, and the probe on z."""
+
+import numpy as np
+import pytest
+
+from wm_core.env import make_env
+from wm_core.policies import HeuristicPolicy
+from wm_core.road import fit_probe, offroad_label, probe_accuracy
+from wm_core.rollout import run_episode
+
+
+@pytest.mark.parametrize("crop_hud", [False, True])
+def test_label_agrees_with_the_envs_off_road_flag(crop_hud):
+    env = make_env()
+    # recovery leaves the road on purpose and comes back: both classes, many transitions
+    ep = run_episode(env, HeuristicPolicy("recovery"), 20001, 500, crop_hud=crop_hud)
+    env.close()
+    label = offroad_label(ep["obs"], crop_hud)
+    flag = ep["off_road"]  # after action t, i.e. what frame t + 1 shows
+    assert 0.1 < flag.mean() < 0.9
+    assert np.mean(label[1:] == flag[:-1]) > 0.95
+    assert np.mean(label[1:] == flag[:-1]) > np.mean(~label[1:] == flag[:-1]) + 0.9
+
+
+def test_probe_recovers_a_linear_rule_and_refuses_one_class():
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(4000, 6)).astype(np.float32)
+    label = mu[:, 2] - 0.5 * mu[:, 4] > 0.3
+    w, b = fit_probe(mu, label)
+    assert probe_accuracy(mu, label, w, b) > 0.98
+    assert w[2] > 0 and w[4] < 0 and abs(w[0]) < 0.2 * w[2]
+    with pytest.raises(ValueError, match="frames on and off the road"):
+        fit_probe(mu, np.zeros(4000, bool))
