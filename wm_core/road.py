@@ -3,8 +3,9 @@
 CarRacing's camera follows the car, which therefore sits at the same place in every frame
 (after the first ~5 zoomed-out frames). The label looks at a small window around the car: no
 grey road pixels there and mostly grass means the car is off the road. It is a function of the
-frame alone, so nothing privileged enters M's world; on 1,800 frames of heuristic and Brownian
-driving it agrees with the env's own "no wheel on a tile" flag on 98.7 % of frames.
+frame alone, so nothing privileged enters M's world. Its thresholds were set on 1,800 frames of
+heuristic and Brownian driving (98.7 % agreement with the env's own "no wheel on a tile" flag);
+on 1,500 other frames it agrees on 98.1 % (HUD kept) and 98.1 % (HUD cropped).
 
 The probe is a logistic regression on V's mu. In the dream it reads the sampled z_{t+1}, so
 the dream can charge for frames that *look* off the road (``dream.offroad_penalty``): the
