@@ -1,5 +1,7 @@
 """The off-road label read off frames, against the env's own flag, and the probe on z."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -31,3 +33,25 @@ def test_probe_recovers_a_linear_rule_and_refuses_one_class():
     assert w[2] > 0 and w[4] < 0 and abs(w[0]) < 0.2 * w[2]
     with pytest.raises(ValueError, match="frames on and off the road"):
         fit_probe(mu, np.zeros(4000, bool))
+
+
+def test_evolve_refuses_a_penalty_without_labels(tmp_path, monkeypatch, capsys, key):
+    """Latents without off_road labels (encoded before the labels existed): one line, no work."""
+    from conftest import make_episodes
+
+    from stages import evolve
+    from wm_core.checkpoint import save_model
+    from wm_core.data import write_dataset
+    from wm_core.mdrnn import MDNRNN
+
+    root = Path(__file__).resolve().parent
+    monkeypatch.setenv("WM_PARAMS", str(root / "tiny_params.yaml"))  # offroad_penalty 0.5
+    save_model(tmp_path / "m.eqx", MDNRNN(8, 16, 2, key=key), "mdrnn", {
+        "z_dim": 8, "hidden": 16, "mixtures": 2})  # fmt: skip
+    write_dataset(tmp_path / "lat.zarr", make_episodes((20, 20), z_dim=8, frames=False))
+    outs = [str(tmp_path / n) for n in ("c.eqx", "m.json", "c.tsv")]
+    with pytest.raises(SystemExit):
+        evolve.main([*outs, str(tmp_path / "m.eqx"), str(tmp_path / "lat.zarr")])
+    err = capsys.readouterr().err.strip()
+    assert "needs latents with 'off_road' labels" in err and "\n" not in err
+    assert not any((tmp_path / n).exists() for n in ("c.eqx", "m.json", "c.tsv"))
