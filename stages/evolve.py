@@ -150,6 +150,12 @@ def main(argv: list[str] | None = None) -> None:
             )
         inputs = [args.rnn, *args.latents] + ([args.init] if args.init else [])
 
+        def final_starts():
+            """The dreams that score the kept C as a whole (ensemble, off-road fraction)."""
+            rng = np.random.default_rng([p.seed, rnd, FINAL_GEN])
+            n = max(p.evolve.final_rollouts, p.evolve.rollouts)
+            return sample_starts(data, n, d.warmup, rng, d.reset_starts)
+
         snapshots: list[Snapshots] = []  # cleared once the model is written, not before
 
         def member(m: int) -> tuple[np.ndarray, float, list[dict]]:
@@ -161,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
 
             def fitness(pop: np.ndarray, gen: int, rollouts: int = p.evolve.rollouts):
                 rng = np.random.default_rng([seed, rnd, gen])
-                starts = sample_starts(data, rollouts, p.dream.warmup, rng, p.dream.reset_starts)
+                starts = sample_starts(data, rollouts, d.warmup, rng, d.reset_starts)
                 r = returns(
                     rnn,
                     jnp.asarray(pop, jnp.float32),
@@ -214,9 +220,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         dream_ret = runs[0][1]
         if ctrl.members > 1:  # the ensemble's own dream return, on the final re-score's dreams
-            rng = np.random.default_rng([p.seed, rnd, FINAL_GEN])
-            n = max(p.evolve.final_rollouts, p.evolve.rollouts)
-            starts = sample_starts(data, n, p.dream.warmup, rng, p.dream.reset_starts)
+            starts = final_starts()
             flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
             ens_returns = make_population_returns(
                 ctrl, d.temperature, d.horizon, d.dropout, d.offroad_penalty
@@ -252,11 +256,8 @@ def main(argv: list[str] | None = None) -> None:
             metrics |= real
             info |= real | {"hybrid": dataclasses.asdict(p.hybrid)}
         if probe is not None:  # how often the kept C's dreams look off the road (vs real)
-            rng = np.random.default_rng([p.seed, rnd, FINAL_GEN])
-            n = max(p.evolve.final_rollouts, p.evolve.rollouts)
-            starts = sample_starts(data, n, d.warmup, rng, d.reset_starts)
             frac = dream_offroad_frac(
-                ctrl, rnn, starts, jax.random.fold_in(key, FINAL_GEN + 2), probe,
+                ctrl, rnn, final_starts(), jax.random.fold_in(key, FINAL_GEN + 2), probe,
                 d.temperature, d.horizon, d.dropout,
             )  # fmt: skip
             metrics["dream_offroad_frac"] = info["dream_offroad_frac"] = frac
