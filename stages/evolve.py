@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
             """The dreams that score the kept C as a whole (ensemble, off-road fraction)."""
             rng = np.random.default_rng([p.seed, rnd, FINAL_GEN])
             n = max(p.evolve.final_rollouts, p.evolve.rollouts)
-            return sample_starts(data, n, d.warmup, rng, d.reset_starts)
+            return sample_starts(data, n, d.warmup, rng, d.reset_starts, p.rnn.z_noise)
 
         snapshots: list[Snapshots] = []  # cleared once the model is written, not before
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
 
             def fitness(pop: np.ndarray, gen: int, rollouts: int = p.evolve.rollouts):
                 rng = np.random.default_rng([seed, rnd, gen])
-                starts = sample_starts(data, rollouts, d.warmup, rng, d.reset_starts)
+                starts = sample_starts(data, rollouts, d.warmup, rng, d.reset_starts, p.rnn.z_noise)
                 r = returns(
                     rnn,
                     jnp.asarray(pop, jnp.float32),

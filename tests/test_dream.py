@@ -91,6 +91,11 @@ def test_fresh_starts_begin_at_frame_zero_with_a_zero_state(key):
     first_frames = data.mu[data.episode_starts]
     for z in np.asarray(s.z0[:2]):  # posterior samples around an episode's first frame
         assert np.abs(first_frames - z).max(axis=1).min() < 5 * np.exp(-1.0)
+    means = sample_starts(data, 8, 5, np.random.default_rng(0), reset_frac=0.25, z_noise=0.0)
+    np.testing.assert_array_equal(means.z_warm, s.z_warm)  # the same starts, without the noise
+    for z in np.asarray(means.z0):  # each start is exactly a frame's posterior mean
+        assert np.abs(data.mu - z).max(axis=1).min() == 0.0
+    assert np.abs(np.asarray(means.z0) - np.asarray(s.z0)).max() > 0.1
 
 
 def test_offroad_penalty_charges_each_alive_step_its_probability(key):

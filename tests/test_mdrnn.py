@@ -21,6 +21,7 @@ CFG = RNNConfig(
     reward_optimism_weight=5.0,
     done_pos_weight=10.0,
     dropout=0.0,
+    z_noise=1.0,
     log_every=1,
     snapshot_every=0,
 )
@@ -84,6 +85,19 @@ def test_windows_cover_ends_and_never_truncate_to_shortest(key):
     assert float(b["done"].max()) == 1.0
     # has_next is off on the last frame of each episode (no z_{t+1} to predict)
     assert np.all(np.asarray(b["has_next"]) <= valid)
+
+
+def test_z_noise_scales_the_posterior_noise_on_m_inputs(key):
+    data = make_episodes(lengths=(30, 12), z_dim=4, frames=False)
+    seq = SeqData.from_episodes(data)
+    full, half, means = (sample_windows(seq, 8, 10, key, z_noise=s) for s in (1.0, 0.5, 0.0))
+    # the same windows and draws: the noise scales linearly, and 0 trains on the posterior means
+    noise = np.asarray(full["z"] - means["z"])
+    assert np.abs(noise).max() > 0.1
+    np.testing.assert_allclose(np.asarray(half["z"] - means["z"]), 0.5 * noise, atol=1e-6)
+    z = np.asarray(means["z"]).reshape(-1, 4)
+    assert np.abs(z[:, None] - data.mu[None]).max(axis=2).min(axis=1).max() == 0.0
+    np.testing.assert_array_equal(means["z_next"][:, :-1], means["z"][:, 1:])
 
 
 def test_loss_finite_gradients_and_fit(key):

@@ -81,7 +81,12 @@ class DreamStarts(eqx.Module):
 
 
 def sample_starts(
-    data: Episodes, n: int, warmup: int, rng: np.random.Generator, reset_frac: float = 0.0
+    data: Episodes,
+    n: int,
+    warmup: int,
+    rng: np.random.Generator,
+    reset_frac: float = 0.0,
+    z_noise: float = 1.0,
 ) -> DreamStarts:
     """round(n * reset_frac) dreams start at a random episode's first frame (as the real agent
     does); the others at a random frame with at least ``warmup`` earlier frames."""
@@ -98,7 +103,7 @@ def sample_starts(
     lo = np.where(fresh, t, t - warmup)  # fresh starts take no warm-up (window is ignored)
     idx = lo[:, None] + np.arange(warmup)[None, :]
     eps = rng.standard_normal((n, data.mu.shape[1])).astype(np.float32)
-    z0 = data.mu[t] + np.exp(data.log_sigma[t]) * eps
+    z0 = data.mu[t] + z_noise * np.exp(data.log_sigma[t]) * eps
     return DreamStarts(
         z_warm=jnp.asarray(data.mu[idx]),
         a_warm=jnp.asarray(data.action[idx]),

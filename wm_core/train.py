@@ -147,7 +147,9 @@ class SeqData(eqx.Module):
         )
 
 
-def sample_windows(data: SeqData, batch: int, seq_len: int, key: PRNGKeyArray):
+def sample_windows(
+    data: SeqData, batch: int, seq_len: int, key: PRNGKeyArray, z_noise: float = 1.0
+):
     """Random windows of whole episodes, never truncated to the shortest episode.
 
     Episode e is drawn with weight len_e + L - 1 and a start s uniform in [-(L-1), len_e - 1];
@@ -165,7 +167,8 @@ def sample_windows(data: SeqData, batch: int, seq_len: int, key: PRNGKeyArray):
     valid = t < hi[:, None]
     idx = data.starts[e][:, None] + jnp.minimum(t, length[:, None] - 1)
     has_next = valid & (t + 1 < length[:, None])
-    z = data.mu[idx] + jnp.exp(data.log_sigma[idx]) * jax.random.normal(zkey, data.mu[idx].shape)
+    noise = jnp.exp(data.log_sigma[idx]) * jax.random.normal(zkey, data.mu[idx].shape)
+    z = data.mu[idx] + z_noise * noise
     z_next = jnp.concatenate([z[:, 1:], z[:, -1:]], axis=1)
     return {
         "z": z,
@@ -224,7 +227,7 @@ def fit_mdrnn(
 
     def loss(m, batch, k):
         seq_data, batch_key = batch  # traced arguments, not constants baked into the program
-        windows = sample_windows(seq_data, cfg.batch_size, cfg.seq_len, batch_key)
+        windows = sample_windows(seq_data, cfg.batch_size, cfg.seq_len, batch_key, cfg.z_noise)
         return mdrnn_loss(m, windows, cfg, k)
 
     return _fit(
