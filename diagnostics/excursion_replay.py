@@ -12,6 +12,7 @@ from the excursion onwards, against the same frames in reality, and C's gas over
 
 python diagnostics/excursion_replay.py --models models --round 0 --latents data/latents/r0.zarr \
     --seeds 70000-70007        # validation tracks only, never the evaluation seeds
+    [--dream-rnn OTHER_M.eqx]  # the same episodes, dreamed in another M (same V)
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def main() -> None:
     ap.add_argument("--lead", type=int, default=30)
     ap.add_argument("--after", type=int, default=40)
     ap.add_argument("--dreams", type=int, default=64)
+    ap.add_argument("--dream-rnn", help="dream in this M instead of the agent's own (same V)")
     ap.add_argument("--temperature", type=float, default=None, help="default: dream.temperature")
     args = ap.parse_args()
     p = load_params(None)
@@ -71,7 +73,7 @@ def main() -> None:
     vae_path, rnn_path = f"{args.models}/vae.eqx", f"{args.models}/r{args.round}/mdrnn.eqx"
     ctrl_path = f"{args.models}/r{args.round}/controller.eqx"
     vae = load_model(vae_path, "vae", VAE)[0]
-    rnn = load_model(rnn_path, "mdrnn", MDNRNN)[0]
+    rnn = load_model(args.dream_rnn or rnn_path, "mdrnn", MDNRNN)[0]
     ctrl = load_model(ctrl_path, "controller", Controller)[0]
     lat = [read_dataset(x) for x in args.latents]
     mu_all = np.concatenate([d.mu for d in lat])

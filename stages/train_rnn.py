@@ -31,10 +31,12 @@ def main(argv: list[str] | None = None) -> None:
 
     def body(p) -> None:
         data = concat([read_dataset(path) for path in args.latents])
-        init = load_model(args.init, "mdrnn", MDNRNN)[0] if args.init else None
+        # rnn.round_scratch: a round's M learns its whole mix afresh, as round 0's did
+        warm = args.init and not p.rnn.round_scratch
+        init = load_model(args.init, "mdrnn", MDNRNN)[0] if warm else None
         steps = p.rnn.steps if init is None else p.rnn.round_steps
         key = jax.random.fold_in(jax.random.fold_in(jax.random.key(p.seed), 2), int(args.round))
-        inputs = args.latents + ([args.init] if args.init else [])
+        inputs = args.latents + ([args.init] if warm else [])
         snaps = Snapshots.for_output(
             args.model,
             fingerprint(p.rnn, inputs, [p.seed, args.round, args.model]),

@@ -18,6 +18,7 @@ CFG = RNNConfig(
     grad_clip=1.0,
     steps=3,
     round_steps=2,
+    round_scratch=False,
     reward_optimism_weight=5.0,
     done_pos_weight=10.0,
     dropout=0.0,

@@ -194,6 +194,7 @@ def test_push_then_fresh_clone_pull_needs_no_rerun(repo):
         ("evaluate.episodes", 3, {"evaluate"}),
         ("collect.random.episodes", 3, {"collect_random"}),
         ("rnn.round_steps", 4, {"train_rnn_round@1"}),
+        ("rnn.round_scratch", True, {"train_rnn_round@1"}),
         ("augment.flip", False, {"flip_augment", "flip_augment_round@1"}),
         ("evolve.members", 1, {"evolve", "evolve_round@1"}),
         ("hybrid.popsize", 4, {"evolve", "evolve_round@1"}),

@@ -109,3 +109,29 @@ def test_sigkilled_stage_leaves_no_output_and_resumes_to_the_same_bytes(tmp_path
     assert (tmp_path / "m.eqx").read_bytes() == (tmp_path / "ref.eqx").read_bytes()
     assert (tmp_path / "m.eqx.tsv").read_text() == (tmp_path / "ref.eqx.tsv").read_text()
     assert not snap.exists()
+
+
+def test_round_scratch_trains_a_round_m_afresh_instead_of_from_the_previous(tmp_path):
+    params = yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text())
+    write_dataset(tmp_path / "lat.zarr", make_episodes(lengths=(40, 25), z_dim=8, frames=False))
+
+    def train(out: str, *extra: str, scratch: bool) -> dict:
+        params["rnn"]["round_scratch"] = scratch
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        env = os.environ | {"PYTHONPATH": str(ROOT), "WM_PARAMS": str(tmp_path / "params.yaml")}
+        cmd = [sys.executable, "-m", "stages.train_rnn", out, f"{out}.json", f"{out}.tsv"]
+        run = subprocess.run([*cmd, "lat.zarr", *extra], cwd=tmp_path, env=env, text=True,
+                             capture_output=True, timeout=300)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        return yaml.safe_load((tmp_path / f"{out}.json").read_text())
+
+    train("m0.eqx", scratch=False)
+    warm = train("warm.eqx", "--init", "m0.eqx", "--round", "1", scratch=False)
+    fresh = train("fresh.eqx", "--init", "m0.eqx", "--round", "1", scratch=True)
+    alone = train("alone.eqx", "--round", "1", scratch=True)
+    rnn = params["rnn"]
+    assert warm["steps"] == rnn["round_steps"] and fresh["steps"] == rnn["steps"]
+    # from scratch, --init is not read: the same bytes as a round-1 M trained without it
+    assert (tmp_path / "fresh.eqx").read_bytes() == (tmp_path / "alone.eqx").read_bytes()
+    assert fresh == alone
+    assert (tmp_path / "warm.eqx").read_bytes() != (tmp_path / "fresh.eqx").read_bytes()

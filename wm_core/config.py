@@ -138,6 +138,7 @@ class RNNConfig:
     grad_clip: float
     steps: int  # round 0
     round_steps: int  # rounds >= 1, warm-started from the previous round
+    round_scratch: bool  # rounds >= 1 train M from scratch on their data (rnn.steps) instead
     reward_optimism_weight: float  # weight of squared error when predicted r > actual r
     done_pos_weight: float  # BCE weight of the rare done=1 frames
     dropout: float  # DDL: drop probability on the LSTM input and recurrent h (0 = off)
