@@ -1,0 +1,38 @@
+"""diagnostics/excursion_replay.py: the replayed dream follows the real actions, not C."""
+
+import importlib.util
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wm_core.controller import Controller
+from wm_core.mdrnn import MDNRNN
+
+_PATH = Path(__file__).resolve().parents[1] / "diagnostics" / "excursion_replay.py"
+_SPEC = importlib.util.spec_from_file_location("excursion_replay", _PATH)
+replay_mod = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(replay_mod)
+
+
+def test_replay_is_blind_to_c_and_the_closed_loop_is_not(key):
+    rnn = MDNRNN(4, 8, 2, key=key)
+    c1, c2 = (Controller(4, 8, key=jax.random.fold_in(key, i)) for i in (1, 2))
+    probe = (jnp.ones(4), jnp.array(0.0, jnp.float32))
+    hist = (jnp.zeros((5, 4)), jnp.full((5, 3), 0.3))
+    actions = jnp.tile(jnp.array([0.5, 1.0, 0.0]), (12, 1))
+    keys = jax.random.split(key, 3)
+
+    def run(ctrl, replay):
+        p_off, gas = replay_mod.dreams(rnn, ctrl, probe, *hist, jnp.ones(4), actions, keys, 1.0,
+                                       replay)  # fmt: skip
+        return np.asarray(p_off), np.asarray(gas)
+
+    (p1, g1), (p2, g2) = run(c1, True), run(c2, True)
+    assert p1.shape == g1.shape == (3, 12)
+    np.testing.assert_array_equal(p1, p2)  # the dream follows the real actions only
+    assert not np.array_equal(g1, g2)  # while each C's would-be gas is still recorded
+    (q1, _), (q2, _) = run(c1, False), run(c2, False)
+    assert not np.allclose(q1, q2)  # closed loop: C's actions drive the dream
+    assert ((0 <= p1) & (p1 <= 1)).all()
