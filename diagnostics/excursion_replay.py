@@ -33,6 +33,7 @@ from wm_core.data import read_dataset
 from wm_core.mdrnn import MDNRNN, sample_next
 from wm_core.road import fit_probe, offroad_prob
 from wm_core.rollout import run_episodes
+from wm_core.train import encode_frames
 from wm_core.vae import VAE
 
 
@@ -79,7 +80,6 @@ def main() -> None:
     mu_all = np.concatenate([d.mu for d in lat])
     w, b = fit_probe(mu_all, np.concatenate([d.off_road for d in lat]))
     probe = (jnp.asarray(w), jnp.asarray(b, jnp.float32))
-    encode = eqx.filter_jit(lambda x: vae.encode(x.astype(jnp.float32) / 255.0)[0])
     run = eqx.filter_jit(dreams)  # tau and the mode are static: one compile per mode
 
     seeds = parse_seeds(args.seeds)
@@ -98,9 +98,7 @@ def main() -> None:
             continue
         tx = int(onsets[0])
         s, end = tx - args.lead, min(tx + args.after, len(off))
-        mu = np.concatenate(
-            [np.asarray(encode(jnp.asarray(ep["obs"][i : i + 500]))) for i in range(0, end, 500)]
-        )[: end + 1]
+        mu = encode_frames(vae, ep["obs"][: end + 1])[0]
         keys = jax.random.split(jax.random.key(int(ep["seed"])), args.dreams)
         row = {"seed": int(ep["seed"]), "return": float(ep["reward"].sum()), "onset": tx,
                "speed": float(ep["speed"][tx]), "real_off": float(off[tx:end].mean()),
