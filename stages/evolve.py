@@ -1,7 +1,12 @@
 """evolve: CMA-ES on the linear controller, entirely inside M's dream.
 
 python -m stages.evolve CTRL.eqx METRICS.json CURVE.tsv RNN.eqx LATENTS.zarr [...]
-    [--init PREV_CTRL.eqx] [--round K] [--vae VAE.eqx]
+    [--init PREV_CTRL.eqx] [--round K] [--vae VAE.eqx] [--judges JUDGES.eqx]
+
+With judges (``rnn.judges`` more Ms, from ``train_rnn --judges``) each C is dreamed
+``evolve.rollouts`` times in M and in every judge, and its fitness is the worst M's mean: a
+controller must not rely on one M's mistakes. C always reads M's h, as it will in the real
+env; a judge only dreams the world (wm_core.dream, ``memory``).
 
 With ``hybrid.real_generations > 0`` the controller is no longer dream-only: CMA-ES goes on
 in the real env from the dream's solution, and the metrics say so (``real_generations``).
@@ -27,7 +32,7 @@ from wm_core.controller import Controller
 from wm_core.data import concat, read_dataset
 from wm_core.dream import dream_offroad_frac, make_population_returns, sample_starts
 from wm_core.es import evolve
-from wm_core.mdrnn import MDNRNN
+from wm_core.mdrnn import MDNRNN, judges_skeleton
 from wm_core.metrics import write_json, write_tsv
 from wm_core.resume import Snapshots, fingerprint
 from wm_core.road import fit_probe, probe_accuracy
@@ -112,12 +117,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--init", help="a controller for CMA-ES to start from (default: fresh)")
     ap.add_argument("--round", default="0")
     ap.add_argument("--vae", help="V, for the optional real-env checks (evolve.real_check_every)")
+    ap.add_argument("--judges", help="more Ms that score C too (fitness: the worst M's mean)")
     args = ap.parse_args(argv)
 
     def body(p) -> None:
         if p.hybrid.real_generations > 0 and (p.evolve.members > 1 or not args.vae):
             raise RuntimeError("hybrid.real_generations > 0 needs evolve.members: 1 and --vae")
         rnn, _ = load_model(args.rnn, "mdrnn", MDNRNN)
+        judges = load_model(args.judges, "mdrnn_judges", judges_skeleton)[0] if args.judges else ()
+        if any(j.z_dim != rnn.z_dim or j.hidden != rnn.hidden for j in judges):
+            raise RuntimeError(f"--judges {args.judges}: Ms of another shape than {args.rnn}")
+        # (world M, memory M): the agent's M dreams alone; a judge dreams while C reads M's h
+        worlds = [(rnn, None)] + [(j, rnn) for j in judges]
         data = concat([read_dataset(path) for path in args.latents])
         rnd = int(args.round)
 
@@ -148,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
                 "dream.offroad_penalty > 0 needs latents with 'off_road' labels of both kinds "
                 "(rerun encode_latents; frames on and off the road)"
             )
-        inputs = [args.rnn, *args.latents] + ([args.init] if args.init else [])
+        inputs = [args.rnn, *args.latents] + [x for x in (args.init, args.judges) if x]
 
         def final_starts():
             """The dreams that score the kept C as a whole (ensemble, off-road fraction)."""
@@ -166,16 +177,27 @@ def main(argv: list[str] | None = None) -> None:
             key_m = round_key(seed)
 
             def fitness(pop: np.ndarray, gen: int, rollouts: int = p.evolve.rollouts):
-                rng = np.random.default_rng([seed, rnd, gen])
-                starts = sample_starts(data, rollouts, d.warmup, rng, d.reset_starts, p.rnn.z_noise)
-                r = returns(
-                    rnn,
-                    jnp.asarray(pop, jnp.float32),
-                    starts,
-                    jax.random.fold_in(key_m, gen + 1),
-                    probe,
-                )
-                return np.asarray(r).mean(axis=1)
+                return world_means(pop, gen, rollouts).min(axis=0)
+
+            def world_means(pop: np.ndarray, gen: int, rollouts: int) -> np.ndarray:
+                """(Ms, P): each member's mean return in M and in each judge (own dreams)."""
+                means = []
+                for w, (world, memory) in enumerate(worlds):
+                    rng = np.random.default_rng([seed, rnd, gen] + ([w] if w else []))
+                    starts = sample_starts(
+                        data, rollouts, d.warmup, rng, d.reset_starts, p.rnn.z_noise
+                    )
+                    key_g = jax.random.fold_in(key_m, gen + 1)
+                    r = returns(
+                        world,
+                        jnp.asarray(pop, jnp.float32),
+                        starts,
+                        jax.random.fold_in(key_g, w) if w else key_g,
+                        probe,
+                        memory,
+                    )
+                    means.append(np.asarray(r).mean(axis=1))
+                return np.stack(means)
 
             ctrl = (
                 init
@@ -184,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             flat0 = np.asarray(ravel_pytree(eqx.filter(ctrl, eqx.is_array))[0])
             if generations == 0:
-                return flat0, float(fitness(flat0[None], 0)[0]), []
+                return flat0, float(fitness(flat0[None], 0)[0]), [], []
             out = args.model + (f".m{m}" if m else "")
             snaps = Snapshots.for_output(
                 out,
@@ -206,17 +228,19 @@ def main(argv: list[str] | None = None) -> None:
                 snapshots=snaps,
                 on_generation=real_check,
             )
+            by_m = []
             if p.evolve.final_rollouts > 0:
                 # The best-ever member won a max over noisy 16-dream estimates (winner's
                 # curse): re-score every generation's best and the final mean on fresh dreams.
-                final = fitness(candidates, FINAL_GEN, p.evolve.final_rollouts)
-                best, best_f = candidates[int(np.argmax(final))], float(final.max())
+                means = world_means(candidates, FINAL_GEN, p.evolve.final_rollouts)
+                i = int(np.argmax(means.min(axis=0)))
+                best, best_f, by_m = candidates[i], float(means[:, i].min()), means[:, i].tolist()
             snapshots.append(snaps)
-            return best, best_f, curve
+            return best, best_f, curve, by_m
 
         runs = [member(m) for m in range(p.evolve.members)]
         ctrl = Controller.ensemble(
-            [eqx.combine(unravel(jnp.asarray(x, jnp.float32)), static) for x, _, _ in runs]
+            [eqx.combine(unravel(jnp.asarray(x, jnp.float32)), static) for x, *_ in runs]
         )
         dream_ret = runs[0][1]
         if ctrl.members > 1:  # the ensemble's own dream return, on the final re-score's dreams
@@ -229,7 +253,9 @@ def main(argv: list[str] | None = None) -> None:
             dream_ret = float(np.asarray(r).mean())
         metrics = {"dream_return": dream_ret, "generations": generations} | probe_info
         if ctrl.members > 1:
-            metrics |= {"members": ctrl.members, "member_dream_returns": [f for _, f, _ in runs]}
+            metrics |= {"members": ctrl.members, "member_dream_returns": [r[1] for r in runs]}
+        if judges:  # member 0's kept C: mean return in M, then in each judge (fitness: the min)
+            metrics |= {"judges": len(judges), "dream_return_by_m": runs[0][3]}
         info = metrics | {
             "round": args.round,
             "dream": dataclasses.asdict(p.dream),
@@ -267,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         if ctrl.members > 1:  # one x axis for DVC's plot: the members' runs one after another
             curve = [
                 row | {"generation": m * generations + row["generation"], "member": m}
-                for m, (_, _, rows) in enumerate(runs)
+                for m, (_, _, rows, _) in enumerate(runs)
                 for row in rows
             ]
         if real_curve:  # the real generations continue the dream's, marked env = real

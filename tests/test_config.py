@@ -53,6 +53,7 @@ def test_shipped_params_are_valid(params):
         (lambda r: r["dream"].update(offroad_penalty=-1.0), "dream.offroad_penalty must be >= 0"),
         (lambda r: r["rnn"].update(z_noise=-0.5), "rnn.z_noise must be >= 0"),
         (lambda r: r["rnn"].update(round_scratch="yes"), "rnn.round_scratch must be bool"),
+        (lambda r: r["rnn"].update(judges=-1), "rnn.judges must be an int >= 0"),
         (lambda r: r.update(rounds={}, evaluate=r["evaluate"] | {"round": "2"}), "evaluate.round"),
     ],
 )

@@ -127,3 +127,21 @@ def test_dream_offroad_frac_is_the_probes_mean_per_step(key):
     for b, expected in ((30.0, 1.0), (-30.0, 0.0), (0.0, 0.5)):
         frac = dream_offroad_frac(ctrl, rnn, starts, key, (w, jnp.array(b)), 1.0, 15)
         assert abs(frac - expected) < 1e-4
+
+
+def test_memory_m_feeds_the_controller_while_the_other_m_dreams(key):
+    """C reads ``memory``'s h; the world (z, reward, done) is ``rnn``'s alone."""
+    rnn = never_done(MDNRNN(4, 8, 2, key=key))
+    other = never_done(MDNRNN(4, 8, 2, key=jax.random.fold_in(key, 5)))
+    ctrl = Controller(4, 8, key=jax.random.fold_in(key, 1))
+    args = (jnp.ones((3, 4)), jnp.ones((3, 3)), jnp.ones(4), key, 1.0, 20)
+    plain = dream_return(ctrl, rnn, *args)
+    # its own M as memory is the plain dream, to the bit
+    assert dream_return(ctrl, rnn, *args, memory=rnn) == plain
+    # another memory changes C's actions, hence the dream
+    assert dream_return(ctrl, rnn, *args, memory=other) != plain
+    # a C blind to h cannot tell the memories apart
+    blind = eqx.tree_at(lambda c: c.linear.weight, ctrl, ctrl.linear.weight.at[:, 4:].set(0.0))
+    assert dream_return(blind, rnn, *args, memory=other) == dream_return(blind, rnn, *args)
+    # and the world is rnn's: swapping which M dreams changes the return
+    assert dream_return(ctrl, other, *args, memory=rnn) != dream_return(ctrl, rnn, *args)

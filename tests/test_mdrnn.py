@@ -23,6 +23,7 @@ CFG = RNNConfig(
     done_pos_weight=10.0,
     dropout=0.0,
     z_noise=1.0,
+    judges=0,
     log_every=1,
     snapshot_every=0,
 )

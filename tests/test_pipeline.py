@@ -92,6 +92,7 @@ def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
         "train_vae",
         "encode_latents",
         "train_rnn",
+        "train_judges",
         "evolve",
         "collect_onpolicy@1",
         "flip_augment_round@1",
@@ -110,6 +111,7 @@ def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
     assert all(expert[m]["episodes"] == 1 and "skid_frames" in expert[m] for m in expert)
     evolved = json.loads((path / "metrics" / "evolve" / "r0.json").read_text())
     assert evolved["members"] == 2 and len(evolved["member_dream_returns"]) == 2
+    assert evolved["judges"] == 1 and len(evolved["dream_return_by_m"]) == 2  # M + 1 judge
     # tiny params charge off-road dreams: the probe is fitted on the latents' frame labels
     from wm_core.data import read_dataset
 
@@ -195,6 +197,7 @@ def test_push_then_fresh_clone_pull_needs_no_rerun(repo):
         ("collect.random.episodes", 3, {"collect_random"}),
         ("rnn.round_steps", 4, {"train_rnn_round@1"}),
         ("rnn.round_scratch", True, {"train_rnn_round@1"}),
+        ("rnn.judges", 0, {"train_judges"}),  # evolve follows once judges.eqx changes
         ("augment.flip", False, {"flip_augment", "flip_augment_round@1"}),
         ("evolve.members", 1, {"evolve", "evolve_round@1"}),
         ("hybrid.popsize", 4, {"evolve", "evolve_round@1"}),

@@ -143,6 +143,7 @@ class RNNConfig:
     done_pos_weight: float  # BCE weight of the rare done=1 frames
     dropout: float  # DDL: drop probability on the LSTM input and recurrent h (0 = off)
     z_noise: float  # x V's posterior sigma on M's z (1 = Ha's samples, 0 = posterior means)
+    judges: int  # extra Ms (seeds seed + 1 ..) that only score C in evolve: worst M's mean
     log_every: int
     snapshot_every: int  # resumable: snapshot every N steps (0 = off); results do not change
 
@@ -156,6 +157,7 @@ class RNNConfig:
         _check(self.done_pos_weight > 0, "rnn.done_pos_weight", "> 0")
         _check(0 <= self.dropout < 1, "rnn.dropout", "in [0, 1)")
         _check(self.z_noise >= 0, "rnn.z_noise", ">= 0")
+        _check(isinstance(self.judges, int) and self.judges >= 0, "rnn.judges", "an int >= 0")
         _check(self.snapshot_every >= 0, "rnn.snapshot_every", ">= 0")
 
 

@@ -39,34 +39,45 @@ def dream_return(
     fresh: Array | None = None,
     probe: tuple[Float[Array, " z"], Float[Array, ""]] | None = None,
     offroad_penalty: float = 0.0,
+    memory: MDNRNN | None = None,
 ) -> Float[Array, ""]:
     """Total predicted reward of one dream of ``horizon`` steps (masked after done).
 
     ``fresh`` (bool scalar): start from a zero LSTM state (an episode's first frame).
     ``probe`` (w, b): the off-road probe on z; each step pays ``offroad_penalty`` x
     P(off road | z_{t+1}) on top of the reward head's r_t.
+    ``memory``: another M whose h the controller reads (fed the same z and actions), while
+    ``rnn`` dreams the world. An ensemble's members dream with the agent's own M as memory,
+    as in the real env, where C only ever sees that M's h.
     """
     mask_key, key = jax.random.split(key)
     masks = dropout_masks(rnn, dropout, mask_key)
 
-    carry = rnn.warm(z_warm, a_warm, masks)
-    if fresh is not None:  # an episode start: h = c = 0, exactly as the real agent begins
-        carry = jax.tree.map(lambda x: jnp.where(fresh, jnp.zeros_like(x), x), carry)
+    def start(m, masks):
+        carry = m.warm(z_warm, a_warm, masks)
+        if fresh is not None:  # an episode start: h = c = 0, exactly as the real agent begins
+            carry = jax.tree.map(lambda x: jnp.where(fresh, jnp.zeros_like(x), x), carry)
+        return carry
+
+    carry = start(rnn, masks)
+    mem = start(memory, None) if memory is not None else None  # the agent's M: no dropout
 
     def step(state, k):
-        z, carry, alive, ret = state
-        a = ctrl(z, carry[0])
+        z, carry, mem, alive, ret = state
+        a = ctrl(z, carry[0] if memory is None else mem[0])
         carry = rnn.step(z, a, carry, masks)
+        if memory is not None:
+            mem = memory.step(z, a, mem)
         logits, mu, log_sigma, r, d_logit = rnn.heads(carry[0])
         z_next = sample_next(logits, mu, log_sigma, temperature, k)
         if probe is not None and offroad_penalty > 0:
             r = r - offroad_penalty * offroad_prob(z_next, *probe)
         ret = ret + alive * r  # the terminal step's reward counts
         alive = alive * (d_logit <= 0.0)  # sigmoid(d) > 0.5 ends the dream
-        return (z_next, carry, alive, ret), None
+        return (z_next, carry, mem, alive, ret), None
 
-    init = (z0, carry, jnp.array(1.0), jnp.array(0.0))
-    (_, _, _, ret), _ = jax.lax.scan(step, init, jax.random.split(key, horizon))
+    init = (z0, carry, mem, jnp.array(1.0), jnp.array(0.0))
+    (_, _, _, _, ret), _ = jax.lax.scan(step, init, jax.random.split(key, horizon))
     return ret
 
 
@@ -119,7 +130,7 @@ def make_population_returns(
     dropout: float = 0.0,
     offroad_penalty: float = 0.0,
 ):
-    """-> f(rnn, flat_params (P, n), starts, key, probe=None) -> returns (P, R), one jitted call.
+    """-> f(rnn, flat (P, n), starts, key, probe=None, memory=None) -> returns (P, R), one jit.
 
     Every member sees the same starts and the same dream keys (common random numbers), so
     fitness differences come from the controllers, not from luck. ``probe`` (w, b) is the
@@ -128,23 +139,23 @@ def make_population_returns(
     _, unravel = ravel_pytree(eqx.filter(template, eqx.is_array))
     static = eqx.filter(template, eqx.is_array, inverse=True)
 
-    def one(rnn, flat, z_warm, a_warm, z0, fresh, key, probe):
+    def one(rnn, flat, z_warm, a_warm, z0, fresh, key, probe, memory):
         ctrl = eqx.combine(unravel(flat), static)
         return dream_return(
             ctrl, rnn, z_warm, a_warm, z0, key, temperature, horizon, dropout, fresh,
-            probe, offroad_penalty,
+            probe, offroad_penalty, memory,
         )  # fmt: skip
 
-    per_start = jax.vmap(one, in_axes=(None, None, 0, 0, 0, 0, 0, None))
-    per_member = jax.vmap(per_start, in_axes=(None, 0, None, None, None, None, None, None))
+    per_start = jax.vmap(one, in_axes=(None, None, 0, 0, 0, 0, 0, None, None))
+    per_member = jax.vmap(per_start, in_axes=(None, 0) + (None,) * 7)
 
     @eqx.filter_jit
-    def population_returns(rnn, pop, starts: DreamStarts, key, probe=None):
+    def population_returns(rnn, pop, starts: DreamStarts, key, probe=None, memory=None):
         if offroad_penalty > 0 and probe is None:
             raise ValueError("offroad_penalty > 0 needs the off-road probe (w, b)")
         keys = jax.random.split(key, starts.z0.shape[0])
         return per_member(
-            rnn, pop, starts.z_warm, starts.a_warm, starts.z0, starts.fresh, keys, probe
+            rnn, pop, starts.z_warm, starts.a_warm, starts.z0, starts.fresh, keys, probe, memory
         )
 
     return population_returns

@@ -82,6 +82,15 @@ class MDNRNN(eqx.Module):
         return outs
 
 
+def judges_skeleton(
+    z_dim: int, hidden: int, mixtures: int, count: int, *, key: PRNGKeyArray
+) -> tuple[MDNRNN, ...]:
+    """``count`` Ms of one shape (the file format of rnn.judges; weights come from the file)."""
+    return tuple(
+        MDNRNN(z_dim, hidden, mixtures, key=jax.random.fold_in(key, j)) for j in range(count)
+    )
+
+
 def dropout_masks(rnn: MDNRNN, p: float, key: PRNGKeyArray):
     """Inverted-dropout masks (input (z+3,), hidden (h,)) with drop probability p; None if p=0."""
     if p == 0.0:
