@@ -28,6 +28,8 @@ from harness import (  # + repo root on sys.path
     set_torch_threads,
     synthetic_latents,
     time_it,
+    torch_device,
+    torch_sync,
 )
 
 
@@ -37,20 +39,20 @@ def torch_generation(tm, ctrl_w, ctrl_b, starts, temperature: float, horizon: in
     import torch
     from torch import nn
 
-    p, r = ctrl_w.shape[0], starts.z0.shape[0]
+    p, r, dev = ctrl_w.shape[0], starts.z0.shape[0], ctrl_w.device
     cell = nn.LSTMCell(tm.lstm.input_size, tm.lstm.hidden_size)  # shares tm's LSTM weights
     cell.weight_ih, cell.weight_hh = tm.lstm.weight_ih_l0, tm.lstm.weight_hh_l0
     cell.bias_ih, cell.bias_hh = tm.lstm.bias_ih_l0, tm.lstm.bias_hh_l0
-    rows = lambda x: torch.from_numpy(np.array(x)).repeat(p, *([1] * (x.ndim - 1)))  # noqa: E731
+    rows = lambda x: torch.from_numpy(np.array(x)).to(dev).repeat(p, *([1] * (x.ndim - 1)))  # noqa: E731
     z_warm, a_warm, z, fresh = (
         rows(x) for x in (starts.z_warm, starts.a_warm, starts.z0, starts.fresh)
     )
-    h = c = torch.zeros(p * r, cell.hidden_size)
+    h = c = torch.zeros(p * r, cell.hidden_size, device=dev)
     for t in range(z_warm.shape[1]):  # real (z, a) warm the state up, as in dream_return
         h, c = cell(torch.cat([z_warm[:, t], a_warm[:, t]], -1), (h, c))
     keep = (~fresh).float()[:, None]  # fresh starts: zero state
     h, c = h * keep, c * keep
-    alive, ret = torch.ones(p * r), torch.zeros(p * r)
+    alive, ret = torch.ones(p * r, device=dev), torch.zeros(p * r, device=dev)
     sqrt_tau, w_t = math.sqrt(temperature), ctrl_w.transpose(1, 2)
     for _ in range(horizon):
         x = torch.cat([z, h], -1).view(p, r, -1)
@@ -63,10 +65,10 @@ def torch_generation(tm, ctrl_w, ctrl_b, starts, temperature: float, horizon: in
         ret += alive * rew
         alive = alive * (d_logit <= 0.0).float()
         # a component per dimension from softmax(logits / tau), by Gumbel-max (as jax does)
-        gumbel = -torch.log(-torch.log(torch.rand(logits.shape, generator=gen)))
+        gumbel = -torch.log(-torch.log(torch.rand(logits.shape, generator=gen, device=dev)))
         k = (logits / temperature + gumbel).argmax(-1, keepdim=True)
         mu_k, ls_k = mu.gather(-1, k)[..., 0], ls.gather(-1, k)[..., 0]
-        z = mu_k + ls_k.exp() * sqrt_tau * torch.randn(mu_k.shape, generator=gen)
+        z = mu_k + ls_k.exp() * sqrt_tau * torch.randn(mu_k.shape, generator=gen, device=dev)
     return ret.view(p, r)
 
 
@@ -144,15 +146,20 @@ def main() -> None:
 
     tm = TorchMDNRNN(32, p.rnn.hidden, p.rnn.mixtures)
     load_mdrnn(tm, rnn)
-    step_diff = one_step_diff(rnn, ctrl, tm, starts().z0)
-    w, b = (torch.from_numpy(np.asarray(x)) for x in (members.linear.weight, members.linear.bias))
-    gen = torch.Generator().manual_seed(0)
+    step_diff = one_step_diff(rnn, ctrl, tm, starts().z0)  # on the CPU, before the move
+    device = torch_device(args.torch_device)
+    tm = tm.to(device)
+    w, b = (
+        torch.from_numpy(np.asarray(x)).to(device)
+        for x in (members.linear.weight, members.linear.bias)
+    )
+    gen = torch.Generator(device=device).manual_seed(0)
 
     def torch_gen():
         with torch.no_grad():
             state["out_t"] = torch_generation(tm, w, b, starts(), tau, args.horizon, gen)
 
-    torch_s = time_it(torch_gen, 1, args.repeats, lambda: None)
+    torch_s = time_it(torch_gen, 1, args.repeats, torch_sync(device))
     n = args.popsize * args.rollouts * args.horizon
     print(f"JAX {jax_s:.2f} s/gen, PyTorch {torch_s:.2f} s/gen, ratio {torch_s / jax_s:.2f}")
     print(
@@ -168,6 +175,7 @@ def main() -> None:
                 "popsize": args.popsize,
                 "rollouts": args.rollouts,
                 "horizon": args.horizon,
+                "torch_device": device,
                 **machine_info(),
             }
         )

@@ -20,6 +20,8 @@ from harness import (  # also puts the repo root on sys.path (wm_core)
     add_torch_args,
     machine_info,
     time_it,
+    torch_device,
+    torch_sync,
 )
 
 
@@ -38,6 +40,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
+    device = torch_device(args.torch_device)
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (args.batch, 64, 64, 3), dtype=np.uint8) for _ in range(2)]
     vae = VAE(32, key=jax.random.key(0))
@@ -49,6 +52,7 @@ def main() -> None:
 
     tv = TorchVAE(32)
     load_vae_encoder(tv, vae)
+    tv = tv.to(device)
     state = {"i": 0}
 
     def jax_step():  # alternate two batches: same shape, different content
@@ -57,18 +61,19 @@ def main() -> None:
 
     def torch_encode(obs: np.ndarray):
         with torch.no_grad():
-            return tv.encode(torch.from_numpy(obs).permute(0, 3, 1, 2).float() / 255.0)
+            x = torch.from_numpy(obs).to(device)  # the upload is timed, as JAX's is
+            return tv.encode(x.permute(0, 3, 1, 2).float() / 255.0)
 
     def torch_step():
         state["out_t"] = torch_encode(frames[state["i"] % 2])
         state["i"] += 1
 
     jax_s = time_it(jax_step, args.steps, args.repeats, lambda: state["out"][0].block_until_ready())
-    torch_s = time_it(torch_step, args.steps, args.repeats, lambda: None)
+    torch_s = time_it(torch_step, args.steps, args.repeats, torch_sync(device))
     traces = eqx.debug.get_num_traces(encode)
     probe = frames[0][:64]  # same weights, same frames: the same (mu, log sigma)
     diff = max(
-        float(np.abs(np.asarray(j) - t.numpy()).max())
+        float(np.abs(np.asarray(j) - t.cpu().numpy()).max())
         for j, t in zip(vae.encode(to_float(probe)), torch_encode(probe))  # eager, not `encode`
     )
     jax_fps = args.batch * args.steps / jax_s
@@ -83,6 +88,7 @@ def main() -> None:
                 "jax_traces": traces,  # over 1 + steps * repeats calls on two batches
                 "max_abs_diff": diff,
                 "batch": args.batch,
+                "torch_device": device,
                 **machine_info(),
             }
         )

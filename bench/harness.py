@@ -43,9 +43,28 @@ def time_it(
 
 
 def add_torch_args(ap: argparse.ArgumentParser, repeats: int = 3) -> None:
-    """--repeats and --torch-threads, shared by the JAX-vs-PyTorch scripts."""
+    """--repeats, --torch-threads and --torch-device, shared by the JAX-vs-PyTorch scripts."""
     ap.add_argument("--repeats", type=int, default=repeats)
     ap.add_argument("--torch-threads", type=int, default=0, help="0: torch's default")
+    ap.add_argument(
+        "--torch-device", default="auto", help="auto: cuda when torch sees a GPU, else cpu"
+    )
+
+
+def torch_device(name: str = "auto") -> str:
+    """The baseline runs where JAX runs: on the GPU when there is one."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def torch_sync(device: str) -> Callable[[], None]:
+    """Wait for queued GPU work, so a timing covers it (CPU work is already done)."""
+    import torch
+
+    return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
 
 def set_torch_threads(n: int) -> None:
@@ -80,8 +99,10 @@ def machine_info() -> dict:
     import jax
     import torch
 
+    dev = jax.devices()[0]
     return {
-        "device": jax.devices()[0].platform,
+        "device": dev.platform,
+        "device_kind": dev.device_kind,
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_1m": round(os.getloadavg()[0], 2),

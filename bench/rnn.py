@@ -26,6 +26,7 @@ from harness import (  # + repo root on sys.path
     set_torch_threads,
     synthetic_latents,
     time_it,
+    torch_device,
 )
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def torch_loss(tm: TorchMDNRNN, b: dict, cfg: RNNConfig) -> torch.Tensor:
 
 
 def bench_torch(
-    cfg: RNNConfig, data: Episodes, model: MDNRNN, steps: int, repeats: int
+    cfg: RNNConfig, data: Episodes, model: MDNRNN, steps: int, repeats: int, device: str
 ) -> tuple[float, float]:
     """-> (median seconds for ``steps`` train steps, |loss_torch - loss_jax| on one batch)."""
     import jax
@@ -109,9 +110,12 @@ def bench_torch(
     seq = SeqData.from_episodes(data)
     keys = [jax.random.fold_in(jax.random.key(2), i) for i in range(4)]
     windows = [sample_windows(seq, cfg.batch_size, cfg.seq_len, k) for k in keys]
-    batches = [{k: torch.from_numpy(np.asarray(v)) for k, v in w.items()} for w in windows]
+    batches = [
+        {k: torch.from_numpy(np.asarray(v)).to(device) for k, v in w.items()} for w in windows
+    ]
     tm = TorchMDNRNN(model.z_dim, cfg.hidden, cfg.mixtures)
     load_mdrnn(tm, model)
+    tm = tm.to(device)
     with torch.no_grad():  # same weights, same windows: the same loss up to float rounding
         diff = abs(
             float(torch_loss(tm, batches[0], cfg))
@@ -148,7 +152,8 @@ def main() -> None:
     data = synthetic_latents(n_episodes=20, length=1000, z_dim=32)
     model, step_fn, opt_state = build_jax(cfg, z_dim=32)
     jax_s, traces = bench_jax(data, model, step_fn, opt_state, args.steps, args.repeats)
-    torch_s, loss_diff = bench_torch(cfg, data, model, args.steps, args.repeats)
+    device = torch_device(args.torch_device)
+    torch_s, loss_diff = bench_torch(cfg, data, model, args.steps, args.repeats, device)
     per_train_step = args.batch * args.seq_len
     jax_sps = args.steps * per_train_step / jax_s
     torch_sps = args.steps * per_train_step / torch_s
@@ -166,6 +171,7 @@ def main() -> None:
                 "loss_abs_diff": round(loss_diff, 7),  # same weights and batch, before training
                 "batch": args.batch,
                 "seq_len": args.seq_len,
+                "torch_device": device,
                 **machine_info(),
             }
         )

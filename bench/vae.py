@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 
 import numpy as np
-from harness import time_it  # also puts the repo root on sys.path (wm_core)
+from harness import (  # also puts the repo root on sys.path (wm_core)
+    add_torch_args,
+    machine_info,
+    set_torch_threads,
+    time_it,
+    torch_device,
+    torch_sync,
+)
 
 
 def bench_jax(obs: np.ndarray, steps: int, repeats: int) -> float:
@@ -41,15 +46,15 @@ def bench_jax(obs: np.ndarray, steps: int, repeats: int) -> float:
     return time_it(step, steps, repeats, lambda: state["metrics"]["loss"].block_until_ready())
 
 
-def bench_torch(obs: np.ndarray, steps: int, repeats: int) -> float:
+def bench_torch(obs: np.ndarray, steps: int, repeats: int, device: str) -> float:
     import torch
     from torch_models import TorchVAE
 
     torch.manual_seed(0)
-    model = TorchVAE()
+    model = TorchVAE().to(device)
     assert sum(p.numel() for p in model.parameters()) == 4_348_547
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.from_numpy(obs).permute(0, 3, 1, 2).float() / 255.0
+    x = torch.from_numpy(obs).to(device).permute(0, 3, 1, 2).float() / 255.0
     state = {}
 
     def step():
@@ -59,20 +64,21 @@ def bench_torch(obs: np.ndarray, steps: int, repeats: int) -> float:
         opt.step()
         state["loss"] = loss
 
-    return time_it(step, steps, repeats, lambda: float(state["loss"]))
+    return time_it(step, steps, repeats, torch_sync(device))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--repeats", type=int, default=5)
+    add_torch_args(ap, repeats=5)
     args = ap.parse_args()
+    set_torch_threads(args.torch_threads)
+    device = torch_device(args.torch_device)
     obs = np.random.default_rng(0).integers(0, 256, (args.batch, 64, 64, 3), dtype=np.uint8)
     n = args.batch * args.steps
     jax_ips = n / bench_jax(obs, args.steps, args.repeats)
-    torch_ips = n / bench_torch(obs, args.steps, args.repeats)
-    import jax
+    torch_ips = n / bench_torch(obs, args.steps, args.repeats, device)
 
     print(
         f"JAX {jax_ips:.0f} img/s, PyTorch {torch_ips:.0f} img/s, ratio {jax_ips / torch_ips:.2f}"
@@ -84,9 +90,8 @@ def main() -> None:
                 "torch_img_per_s": round(torch_ips, 1),
                 "ratio": round(jax_ips / torch_ips, 3),
                 "batch": args.batch,
-                "device": jax.devices()[0].platform,
-                "cpus": os.cpu_count(),
-                "machine": platform.processor() or platform.machine(),
+                "torch_device": device,
+                **machine_info(),
             }
         )
     )

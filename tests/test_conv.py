@@ -1,11 +1,12 @@
-"""The im2col / sub-pixel layers compute the textbook functions for the same weights."""
+"""The im2col / col2im layers and their native (accelerator) forms compute the textbook
+functions for the same weights, values and gradients."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from wm_core.conv import conv2d, conv_transpose2d
+from wm_core.conv import conv2d, conv2d_lax, conv_transpose2d, conv_transpose2d_lax, native
 
 
 def reference_conv_transpose(x, w, b, stride=2):
@@ -46,3 +47,36 @@ def test_conv2d_matches_lax(stride, h):
         + b
     )
     assert np.max(np.abs(np.asarray(conv2d(x, w, b, stride)) - np.asarray(want))) < 1e-4
+
+
+def test_cpu_uses_the_im2col_path():  # the pipeline's CPU outputs come from the im2col forms
+    assert jax.default_backend() != "cpu" or not native()
+
+
+@pytest.mark.parametrize("k,h", [(5, 1), (5, 5), (6, 13), (4, 7)])
+def test_native_conv_transpose_matches_scatter_definition_and_im2col_gradient(k, h):
+    rng = np.random.default_rng(k * 10 + h)
+    x = rng.standard_normal((2, h, h + 2, 3)).astype(np.float32)
+    w = rng.standard_normal((k, k, 3, 5)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    got = np.asarray(conv_transpose2d_lax(jnp.asarray(x), jnp.asarray(w), jnp.asarray(b)))
+    assert np.max(np.abs(got - reference_conv_transpose(x, w, b))) < 1e-4
+    loss = lambda f: lambda *a: jnp.sum(jnp.sin(f(*a)))  # noqa: E731
+    g_native = jax.grad(loss(conv_transpose2d_lax), argnums=(0, 1, 2))(x, w, b)
+    g_im2col = jax.grad(loss(conv_transpose2d), argnums=(0, 1, 2))(x, w, b)
+    for a, c in zip(g_native, g_im2col):
+        assert np.max(np.abs(np.asarray(a) - np.asarray(c))) < 1e-3 * (1 + np.abs(c).max())
+
+
+@pytest.mark.parametrize("stride,h", [(2, 64), (2, 9), (1, 6)])
+def test_native_conv2d_matches_im2col_values_and_gradients(stride, h):
+    rng = np.random.default_rng(h + stride)
+    x = rng.standard_normal((2, h, h, 3)).astype(np.float32)
+    w = rng.standard_normal((4, 4, 3, 8)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    loss = lambda f: lambda *a: jnp.sum(jnp.sin(f(*a, stride)))  # noqa: E731
+    assert np.max(np.abs(np.asarray(conv2d_lax(x, w, b, stride) - conv2d(x, w, b, stride)))) < 1e-4
+    g_native = jax.grad(loss(conv2d_lax), argnums=(0, 1, 2))(x, w, b)
+    g_im2col = jax.grad(loss(conv2d), argnums=(0, 1, 2))(x, w, b)
+    for a, c in zip(g_native, g_im2col):
+        assert np.max(np.abs(np.asarray(a) - np.asarray(c))) < 1e-3 * (1 + np.abs(c).max())

@@ -2,7 +2,10 @@
 
 XLA:CPU differentiates strided and transposed convolutions slowly (~10x behind PyTorch on
 Ha's VAE, ../shared/PERF-NOTES.md). These layers compute the *same functions* as the
-textbook layers for the same weights (tests/test_conv.py checks against direct references):
+textbook layers for the same weights (tests/test_conv.py checks against direct references).
+On an accelerator the native ``lax`` convolutions (cuDNN) are faster, so ``conv2d`` and
+``conv_transpose2d`` pick the form by the default backend at trace time; the CPU path, and so
+every pipeline output made on CPU, does not change:
 
 * ``conv2d``: cross-correlation, VALID padding, any stride (as ``torch.nn.Conv2d``).
 * ``conv_transpose2d``: out[2i + j] += x[i] * w[j] (as ``torch.nn.ConvTranspose2d``,
@@ -15,8 +18,16 @@ Weights are ``(kh, kw, c_in, c_out)``; inputs ``(B, H, W, C)``.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def native() -> bool:
+    """True off CPU: use XLA's own convolutions (cuDNN on GPU) instead of im2col."""
+    return jax.default_backend() != "cpu"
 
 
 def _patches(x: Float[Array, "B H W C"], k: int, stride: int) -> Float[Array, "B Ho Wo KKC"]:
@@ -34,8 +45,31 @@ def conv2d(
     x: Float[Array, "B H W Ci"], w: Float[Array, "k k Ci Co"], b: Float[Array, " Co"], stride: int
 ) -> Float[Array, "B Ho Wo Co"]:
     """VALID cross-correlation with a square kernel."""
+    if native():
+        return conv2d_lax(x, w, b, stride)
     k, _, ci, co = w.shape
     return _patches(x, k, stride) @ w.reshape(k * k * ci, co) + b
+
+
+def conv2d_lax(
+    x: Float[Array, "B H W Ci"], w: Float[Array, "k k Ci Co"], b: Float[Array, " Co"], stride: int
+) -> Float[Array, "B Ho Wo Co"]:
+    """``conv2d`` as one native convolution (the accelerator path)."""
+    return (
+        jax.lax.conv_general_dilated(x, w, (stride, stride), "VALID", dimension_numbers=_NHWC) + b
+    )
+
+
+def conv_transpose2d_lax(
+    x: Float[Array, "B H W Ci"], w: Float[Array, "k k Ci Co"], b: Float[Array, " Co"]
+) -> Float[Array, "B Ho Wo Co"]:
+    """``conv_transpose2d`` as one native convolution: the input dilated by 2, padded by k - 1
+    and correlated with the spatially flipped kernel, which is out[2i + j] += x[i] * w[j]."""
+    k = w.shape[0]
+    y = jax.lax.conv_general_dilated(
+        x, w[::-1, ::-1], (1, 1), [(k - 1, k - 1)] * 2, lhs_dilation=(2, 2), dimension_numbers=_NHWC
+    )
+    return y + b
 
 
 def conv_transpose2d(
@@ -49,6 +83,8 @@ def conv_transpose2d(
     sum of the taps shifted by p (pads, fused by XLA), and the phases interleave by
     depth-to-space. Its gradient is plain slicing.
     """
+    if native():
+        return conv_transpose2d_lax(x, w, b)
     bsz, h, wd, ci = x.shape
     k, _, _, co = w.shape
     t = (k + 1) // 2
