@@ -1,7 +1,18 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# The pipeline tests start every stage as a new process (dvc repro, dvc exp run), which would
+# compile the same jitted functions again each time: JAX's persistent cache, private to this
+# test session, lets the stages share compiled code. It stores XLA's output for the same
+# program, so results do not change (the byte-identical test runs with it too).
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = cache = tempfile.mkdtemp(prefix="wm-jax-cache-")
+    atexit.register(shutil.rmtree, cache, ignore_errors=True)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import jax
 import numpy as np

@@ -329,7 +329,7 @@ def test_queued_temperature_sweep_runs_every_value(repo):
     path, _ = repo
     commit_all(path, "before sweep")
     sh("dvc", "exp", "run", "--queue", "-S", "dream.temperature=0.75,1.0", cwd=path)
-    sh("dvc", "queue", "start", "-j", "1", cwd=path)
+    sh("dvc", "queue", "start", "-j", "2", cwd=path)  # two workers: both values at once
     deadline = time.monotonic() + 900
     while re.search(r"\b(Queued|Running)\b", sh("dvc", "queue", "status", cwd=path)):
         assert time.monotonic() < deadline, "queued experiments did not finish"
