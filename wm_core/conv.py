@@ -3,9 +3,9 @@
 XLA:CPU differentiates strided and transposed convolutions slowly (~10x behind PyTorch on
 Ha's VAE, ../shared/PERF-NOTES.md). These layers compute the *same functions* as the
 textbook layers for the same weights (tests/test_conv.py checks against direct references).
-On an accelerator the native ``lax`` convolutions (cuDNN) are faster, so ``conv2d`` and
-``conv_transpose2d`` pick the form by the default backend at trace time; the CPU path, and so
-every pipeline output made on CPU, does not change:
+The im2col forms are for XLA:CPU; on an accelerator ``conv2d`` and ``conv_transpose2d`` use
+XLA's native convolutions (cuDNN on a GPU; the im2col forms were not timed there), chosen by
+the default backend at trace time, so every pipeline output made on CPU is unchanged:
 
 * ``conv2d``: cross-correlation, VALID padding, any stride (as ``torch.nn.Conv2d``).
 * ``conv_transpose2d``: out[2i + j] += x[i] * w[j] (as ``torch.nn.ConvTranspose2d``,
