@@ -49,8 +49,16 @@ def test_conv2d_matches_lax(stride, h):
     assert np.max(np.abs(np.asarray(conv2d(x, w, b, stride)) - np.asarray(want))) < 1e-4
 
 
-def test_cpu_uses_the_im2col_path():  # the pipeline's CPU outputs come from the im2col forms
-    assert jax.default_backend() != "cpu" or not native()
+def test_on_cpu_the_layers_trace_to_im2col_not_native_convolutions():
+    """The pipeline's CPU outputs come from the im2col forms; the native ones only off CPU."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("checks the CPU path")
+    x, b = jnp.zeros((1, 9, 9, 3)), jnp.zeros(8)
+    for layer, w in ((lambda x, w, b: conv2d(x, w, b, 2), jnp.zeros((4, 4, 3, 8))),
+                     (conv_transpose2d, jnp.zeros((5, 5, 3, 8)))):  # fmt: skip
+        assert "conv_general_dilated" not in str(jax.make_jaxpr(layer)(x, w, b))
+    native_jaxpr = str(jax.make_jaxpr(conv_transpose2d_lax)(x, jnp.zeros((5, 5, 3, 8)), b))
+    assert "conv_general_dilated" in native_jaxpr and not native()
 
 
 @pytest.mark.parametrize("k,h", [(5, 1), (5, 5), (6, 13), (4, 7)])
