@@ -22,12 +22,24 @@ def reference_conv_transpose(x, w, b, stride=2):
     return out + b
 
 
+def random_layer(seed: int, x_shape: tuple, k: int, co: int):
+    """Random input (B, H, W, Ci), square kernel (k, k, Ci, co) and bias, float32."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((k, k, x_shape[-1], co)).astype(np.float32)
+    return x, w, rng.standard_normal(co).astype(np.float32)
+
+
+def assert_same_gradients(f, g, *args):
+    """d/d(x, w, b) of sum(sin(layer)) agree between two forms of the same layer."""
+    loss = lambda layer: lambda *a: jnp.sum(jnp.sin(layer(*a)))  # noqa: E731
+    for a, c in zip(jax.grad(loss(f), (0, 1, 2))(*args), jax.grad(loss(g), (0, 1, 2))(*args)):
+        assert np.max(np.abs(np.asarray(a) - np.asarray(c))) < 1e-3 * (1 + np.abs(c).max())
+
+
 @pytest.mark.parametrize("k,h", [(5, 1), (5, 5), (6, 13), (6, 30), (3, 4), (4, 7)])
 def test_conv_transpose_matches_scatter_definition(k, h):
-    rng = np.random.default_rng(k * 100 + h)
-    x = rng.standard_normal((2, h, h + 1, 3)).astype(np.float32)
-    w = rng.standard_normal((k, k, 3, 5)).astype(np.float32)
-    b = rng.standard_normal(5).astype(np.float32)
+    x, w, b = random_layer(k * 100 + h, (2, h, h + 1, 3), k, 5)
     got = np.asarray(conv_transpose2d(jnp.asarray(x), jnp.asarray(w), jnp.asarray(b)))
     want = reference_conv_transpose(x, w, b)
     assert got.shape == want.shape
@@ -36,10 +48,7 @@ def test_conv_transpose_matches_scatter_definition(k, h):
 
 @pytest.mark.parametrize("stride,h", [(2, 64), (2, 9), (1, 6)])
 def test_conv2d_matches_lax(stride, h):
-    rng = np.random.default_rng(h)
-    x = rng.standard_normal((2, h, h, 3)).astype(np.float32)
-    w = rng.standard_normal((4, 4, 3, 8)).astype(np.float32)
-    b = rng.standard_normal(8).astype(np.float32)
+    x, w, b = random_layer(h, (2, h, h, 3), 4, 8)
     want = (
         jax.lax.conv_general_dilated(
             x, w, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
@@ -63,28 +72,14 @@ def test_on_cpu_the_layers_trace_to_im2col_not_native_convolutions():
 
 @pytest.mark.parametrize("k,h", [(5, 1), (5, 5), (6, 13), (4, 7)])
 def test_native_conv_transpose_matches_scatter_definition_and_im2col_gradient(k, h):
-    rng = np.random.default_rng(k * 10 + h)
-    x = rng.standard_normal((2, h, h + 2, 3)).astype(np.float32)
-    w = rng.standard_normal((k, k, 3, 5)).astype(np.float32)
-    b = rng.standard_normal(5).astype(np.float32)
+    x, w, b = random_layer(k * 10 + h, (2, h, h + 2, 3), k, 5)
     got = np.asarray(conv_transpose2d_lax(jnp.asarray(x), jnp.asarray(w), jnp.asarray(b)))
     assert np.max(np.abs(got - reference_conv_transpose(x, w, b))) < 1e-4
-    loss = lambda f: lambda *a: jnp.sum(jnp.sin(f(*a)))  # noqa: E731
-    g_native = jax.grad(loss(conv_transpose2d_lax), argnums=(0, 1, 2))(x, w, b)
-    g_im2col = jax.grad(loss(conv_transpose2d), argnums=(0, 1, 2))(x, w, b)
-    for a, c in zip(g_native, g_im2col):
-        assert np.max(np.abs(np.asarray(a) - np.asarray(c))) < 1e-3 * (1 + np.abs(c).max())
+    assert_same_gradients(conv_transpose2d_lax, conv_transpose2d, x, w, b)
 
 
 @pytest.mark.parametrize("stride,h", [(2, 64), (2, 9), (1, 6)])
 def test_native_conv2d_matches_im2col_values_and_gradients(stride, h):
-    rng = np.random.default_rng(h + stride)
-    x = rng.standard_normal((2, h, h, 3)).astype(np.float32)
-    w = rng.standard_normal((4, 4, 3, 8)).astype(np.float32)
-    b = rng.standard_normal(8).astype(np.float32)
-    loss = lambda f: lambda *a: jnp.sum(jnp.sin(f(*a, stride)))  # noqa: E731
+    x, w, b = random_layer(h + stride, (2, h, h, 3), 4, 8)
     assert np.max(np.abs(np.asarray(conv2d_lax(x, w, b, stride) - conv2d(x, w, b, stride)))) < 1e-4
-    g_native = jax.grad(loss(conv2d_lax), argnums=(0, 1, 2))(x, w, b)
-    g_im2col = jax.grad(loss(conv2d), argnums=(0, 1, 2))(x, w, b)
-    for a, c in zip(g_native, g_im2col):
-        assert np.max(np.abs(np.asarray(a) - np.asarray(c))) < 1e-3 * (1 + np.abs(c).max())
+    assert_same_gradients(lambda *a: conv2d_lax(*a, stride), lambda *a: conv2d(*a, stride), x, w, b)
