@@ -188,7 +188,7 @@ def mdrnn_loss(model: MDNRNN, batch: dict, cfg: RNNConfig, key: PRNGKeyArray):
     """
     keys = jax.random.split(key, batch["z"].shape[0])
     masks = jax.vmap(lambda k: dropout_masks(model, cfg.dropout, k))(keys)
-    logits, mu, log_sigma, r_pred, d_logit = jax.vmap(model.unroll)(batch["z"], batch["a"], masks)
+    logits, mu, log_sigma, r_pred, d_logit = model.unroll_batch(batch["z"], batch["a"], masks)
     logp = jax.vmap(jax.vmap(mdn_logprob))(logits, mu, log_sigma, batch["z_next"])
     valid, has_next = batch["valid"], batch["has_next"]
     nll = -(logp * has_next).sum() / jnp.maximum(has_next.sum(), 1.0)
