@@ -10,7 +10,7 @@ import pytest
 from wm_core.lstm import lstm_sequence
 from wm_core.mdrnn import MDNRNN, dropout_masks
 
-T, B, I, H = 13, 4, 35, 16
+T, B, N_IN, H = 13, 4, 35, 16
 
 
 def reference(cell: eqx.nn.LSTMCell, xs, h_mask):
@@ -35,8 +35,8 @@ def fused(cell: eqx.nn.LSTMCell, xs, h_mask):
 @pytest.mark.parametrize("masked", [False, True])
 def test_values_and_gradients_match_the_cell(masked):
     k = jax.random.split(jax.random.key(0), 4)
-    cell = eqx.nn.LSTMCell(I, H, key=k[0])
-    xs = jax.random.normal(k[1], (T, B, I))
+    cell = eqx.nn.LSTMCell(N_IN, H, key=k[0])
+    xs = jax.random.normal(k[1], (T, B, N_IN))
     mask = jax.random.bernoulli(k[2], 0.8, (B, H)) / 0.8 if masked else None
     cot = jax.random.normal(k[3], (T, B, H))  # a generic cotangent: every output matters
 

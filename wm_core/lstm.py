@@ -92,9 +92,7 @@ def _lstm_bwd(res, d_hs: Float[Array, "T B H"]):
         dh_prev = d_hm if h_mask is None else d_hm * h_mask
         return (dh_prev, dc), (dh, dc)
 
-    _, (dh, dc) = jax.lax.scan(
-        step, (zeros, zeros), (d_hs, dh_to_dc, f_next, local), reverse=True
-    )
+    _, (dh, dc) = jax.lax.scan(step, (zeros, zeros), (d_hs, dh_to_dc, f_next, local), reverse=True)
     d_gates = jnp.concatenate([dc, dc, dc, dh], axis=-1) * local  # (T, B, G), as in the loop
     hm_prev = h_prev if h_mask is None else h_prev * h_mask
     t, b, g_dim = d_gates.shape
