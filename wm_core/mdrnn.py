@@ -56,13 +56,17 @@ class MDNRNN(eqx.Module):
 
     def heads(self, h: Float[Array, " h"]):
         """-> logits (z, K), mu (z, K), log_sigma (z, K), reward (), done_logit ()."""
-        out = self.head(h)
-        zk = self.z_dim * self.mixtures
+        return self._split_heads(self.head(h))
+
+    def _split_heads(self, out: Float[Array, "... o"]):
+        """The head's output (..., 3zK + 2) -> (logits, mu, log_sigma) (..., z, K), r, done."""
+        zk, lead = self.z_dim * self.mixtures, out.shape[:-1]
         logits, mu, log_sigma = (
-            out[i * zk : (i + 1) * zk].reshape(self.z_dim, self.mixtures) for i in range(3)
+            out[..., i * zk : (i + 1) * zk].reshape(*lead, self.z_dim, self.mixtures)
+            for i in range(3)
         )
         log_sigma = jnp.clip(log_sigma, LOG_SIGMA_MIN, LOG_SIGMA_MAX)
-        return logits, mu, log_sigma, out[-2], out[-1]
+        return logits, mu, log_sigma, out[..., -2], out[..., -1]
 
     def warm(self, z_seq: Float[Array, "W z"], a_seq: Float[Array, "W 3"], masks=None):
         """The (h, c) state after reading a real sequence from a zero state (a dream's warm-up)."""
@@ -94,15 +98,7 @@ class MDNRNN(eqx.Module):
             x, h_mask = x * masks[0][:, None, :], masks[1]
         c = self.cell
         hs = lstm_sequence(c.weight_ih, c.weight_hh, c.bias, x.transpose(1, 0, 2), h_mask)
-        out = hs.transpose(1, 0, 2) @ self.head.weight.T + self.head.bias  # (B, T, 3zK + 2)
-        zk = self.z_dim * self.mixtures
-        bt = out.shape[:2]
-        logits, mu, log_sigma = (
-            out[..., i * zk : (i + 1) * zk].reshape(*bt, self.z_dim, self.mixtures)
-            for i in range(3)
-        )
-        log_sigma = jnp.clip(log_sigma, LOG_SIGMA_MIN, LOG_SIGMA_MAX)
-        return logits, mu, log_sigma, out[..., -2], out[..., -1]
+        return self._split_heads(hs.transpose(1, 0, 2) @ self.head.weight.T + self.head.bias)
 
 
 def judges_skeleton(
