@@ -1,13 +1,18 @@
-"""diagnostics/excursion_replay.py: the replayed dream follows the real actions, not C."""
+"""diagnostics/: the excursion replay follows the real actions, not C; cross_dream's own world is
+the dream C was evolved in."""
 
 import importlib.util
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from conftest import make_episodes
+from jax.flatten_util import ravel_pytree
 
 from wm_core.controller import Controller
+from wm_core.dream import make_population_returns, sample_starts
 from wm_core.mdrnn import MDNRNN
 
 _PATH = Path(__file__).resolve().parents[1] / "diagnostics" / "excursion_replay.py"
@@ -36,3 +41,23 @@ def test_replay_is_blind_to_c_and_the_closed_loop_is_not(key):
     (q1, _), (q2, _) = run(c1, False), run(c2, False)
     assert not np.allclose(q1, q2)  # closed loop: C's actions drive the dream
     assert ((0 <= p1) & (p1 <= 1)).all()
+
+
+_XPATH = Path(__file__).resolve().parents[1] / "diagnostics" / "cross_dream.py"
+_XSPEC = importlib.util.spec_from_file_location("cross_dream", _XPATH)
+cross_mod = importlib.util.module_from_spec(_XSPEC)
+_XSPEC.loader.exec_module(cross_mod)
+
+
+def test_cross_dream_own_world_is_the_evolution_dream_and_others_differ(key):
+    own = MDNRNN(4, 8, 2, key=key)
+    other = MDNRNN(4, 8, 2, key=jax.random.fold_in(key, 5))
+    ctrl = Controller(4, 8, key=jax.random.fold_in(key, 1))
+    data = make_episodes(lengths=(30, 20), z_dim=4, frames=False)
+    starts = sample_starts(data, 6, 5, np.random.default_rng(0), 0.5)
+    r = cross_mod.cross_returns(ctrl, own, [own, other], starts, key, 1.25, 15)
+    assert r.shape == (2,)
+    flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
+    evo = make_population_returns(ctrl, 1.25, 15)(own, flat[None], starts, key)
+    assert r[0] == np.asarray(evo).mean()  # C in its own M: the dream evolve scores it in
+    assert r[1] != r[0]

@@ -1,0 +1,93 @@
+"""Does a controller drive in a dream it was not evolved in? Each C in several Ms' dreams.
+
+Every C is dreamed in every world M from the same starts with the same keys (common random
+numbers, as in evolution), reading **its own M's h** fed the dreamed z and its actions (as in
+the real env, where C only ever sees its own M's h; a judge in ``stages/evolve.py`` does the
+same). In its own M this is exactly the dream C was evolved in. The printout is one row per C:
+its mean dream return in each world, and the ratio of its mean in the other worlds to its
+return in its own (when its own M is one of the worlds).
+
+The Ms must share one V (the same latent space): train them on the same latents with
+different seeds (``WM_PARAMS=<params with seed: K> python -m stages.train_rnn ...``).
+
+python diagnostics/cross_dream.py --latents data/latents/r0.zarr \
+    --agent models/r0/controller.eqx:models/r0/mdrnn.eqx [--agent C2.eqx:M2.eqx ...] \
+    --worlds models/r0/mdrnn.eqx M2.eqx [--dreams 256] [--temperature 1.25] [--horizon 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from wm_core.checkpoint import load_model  # noqa: E402
+from wm_core.controller import Controller  # noqa: E402
+from wm_core.data import read_dataset  # noqa: E402
+from wm_core.dream import DreamStarts, make_population_returns, sample_starts  # noqa: E402
+from wm_core.mdrnn import MDNRNN  # noqa: E402
+
+
+def cross_returns(
+    ctrl: Controller,
+    own: MDNRNN,
+    worlds: list[MDNRNN],
+    starts: DreamStarts,
+    key: jax.Array,
+    temperature: float,
+    horizon: int,
+) -> np.ndarray:
+    """-> (len(worlds),) mean dream return of ``ctrl`` in each world, reading ``own``'s h."""
+    flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
+    returns = make_population_returns(ctrl, temperature, horizon)
+    out = [
+        np.asarray(returns(world, flat[None], starts, key, None, own)).mean() for world in worlds
+    ]
+    return np.array(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--latents", required=True)
+    ap.add_argument("--agent", action="append", required=True, help="CTRL.eqx:ITS_M.eqx")
+    ap.add_argument("--worlds", nargs="+", required=True)
+    ap.add_argument("--dreams", type=int, default=256)
+    ap.add_argument("--temperature", type=float, default=1.25)
+    ap.add_argument("--horizon", type=int, default=600)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--reset-starts", type=float, default=0.25)
+    ap.add_argument("--seed", type=int, default=12345)
+    args = ap.parse_args(argv)
+
+    data = read_dataset(args.latents, obs=False)
+    rng = np.random.default_rng(args.seed)
+    starts = sample_starts(data, args.dreams, args.warmup, rng, args.reset_starts)
+    worlds = [load_model(w, "mdrnn", MDNRNN)[0] for w in args.worlds]
+    for spec in args.agent:
+        ctrl_path, _, own_path = spec.partition(":")
+        if not own_path:
+            raise SystemExit(f"--agent {spec}: expected CTRL.eqx:ITS_M.eqx")
+        ctrl = load_model(ctrl_path, "controller", Controller)[0]
+        own = load_model(own_path, "mdrnn", MDNRNN)[0]
+        r = cross_returns(
+            ctrl, own, worlds, starts, jax.random.key(args.seed), args.temperature, args.horizon
+        )
+        paths = [Path(w).resolve() for w in args.worlds]
+        is_own = np.array([p == Path(own_path).resolve() for p in paths])
+        row = {w: round(float(x), 1) for w, x in zip(args.worlds, r)}
+        ratio = None
+        if 0 < is_own.sum() < len(r):
+            ratio = round(float(r[~is_own].mean() / r[is_own][0]), 3)
+        print(json.dumps({"agent": ctrl_path, "returns": row, "other_over_own": ratio}))
+
+
+if __name__ == "__main__":
+    main()
