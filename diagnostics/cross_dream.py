@@ -77,6 +77,13 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"--agent {spec}: expected CTRL.eqx:ITS_M.eqx")
         ctrl = load_model(ctrl_path, "controller", Controller)[0]
         own = load_model(own_path, "mdrnn", MDNRNN)[0]
+        for path, m in [(own_path, own)] + list(zip(args.worlds, worlds)):
+            if (m.z_dim, m.hidden) != (ctrl.z_dim, ctrl.hidden) or m.z_dim != data.mu.shape[1]:
+                raise SystemExit(
+                    f"{path}: an M with z {m.z_dim}, h {m.hidden}; {ctrl_path} reads z "
+                    f"{ctrl.z_dim}, h {ctrl.hidden} and {args.latents} has z {data.mu.shape[1]}"
+                    " (the Ms must share C's V and size)"
+                )
         r = cross_returns(
             ctrl, own, worlds, starts, jax.random.key(args.seed), args.temperature, args.horizon
         )
