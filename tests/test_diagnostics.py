@@ -15,10 +15,18 @@ from wm_core.controller import Controller
 from wm_core.dream import make_population_returns, sample_starts
 from wm_core.mdrnn import MDNRNN
 
-_PATH = Path(__file__).resolve().parents[1] / "diagnostics" / "excursion_replay.py"
-_SPEC = importlib.util.spec_from_file_location("excursion_replay", _PATH)
-replay_mod = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(replay_mod)
+
+def _load(name: str):
+    """A script of diagnostics/ as a module (the folder is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "diagnostics" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+replay_mod = _load("excursion_replay")
+cross_mod = _load("cross_dream")
 
 
 def test_replay_is_blind_to_c_and_the_closed_loop_is_not(key):
@@ -41,12 +49,6 @@ def test_replay_is_blind_to_c_and_the_closed_loop_is_not(key):
     (q1, _), (q2, _) = run(c1, False), run(c2, False)
     assert not np.allclose(q1, q2)  # closed loop: C's actions drive the dream
     assert ((0 <= p1) & (p1 <= 1)).all()
-
-
-_XPATH = Path(__file__).resolve().parents[1] / "diagnostics" / "cross_dream.py"
-_XSPEC = importlib.util.spec_from_file_location("cross_dream", _XPATH)
-cross_mod = importlib.util.module_from_spec(_XSPEC)
-_XSPEC.loader.exec_module(cross_mod)
 
 
 def test_cross_dream_own_world_is_the_evolution_dream_and_others_differ(key):
