@@ -13,6 +13,9 @@ different seeds (``WM_PARAMS=<params with seed: K> python -m stages.train_rnn ..
 python diagnostics/cross_dream.py --latents data/latents/r0.zarr \
     --agent models/r0/controller.eqx:models/r0/mdrnn.eqx [--agent C2.eqx:M2.eqx ...] \
     --worlds models/r0/mdrnn.eqx M2.eqx [--dreams 256] [--temperature 1.25] [--horizon 600]
+
+``--agent CANDS.npy:ITS_M.eqx`` scores every candidate an evolution chose its C from (saved by
+``diagnostics/candidates.py record``), one printed row per candidate.
 """
 
 from __future__ import annotations
@@ -24,10 +27,15 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from jaxtyping import Float
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from candidates import controller_from_row  # noqa: E402
 
 from wm_core.checkpoint import load_model  # noqa: E402
 from wm_core.controller import Controller  # noqa: E402
@@ -44,14 +52,27 @@ def cross_returns(
     key: jax.Array,
     temperature: float,
     horizon: int,
+    pop: Float[np.ndarray, "P n"] | None = None,
+    chunk: int = 8,
 ) -> np.ndarray:
-    """-> (len(worlds),) mean dream return of ``ctrl`` in each world, reading ``own``'s h."""
+    """-> (len(worlds),) mean dream return of ``ctrl`` in each world, reading ``own``'s h.
+
+    With ``pop`` (flat controllers of ``ctrl``'s shape, as ``stages.evolve`` keeps its
+    candidates) -> (len(worlds), P): every row scored alike, ``chunk`` rows per call (the last
+    chunk padded to the same shape, so there is one compile per world size).
+    """
     flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
+    rows = np.asarray(flat)[None] if pop is None else np.asarray(pop, np.float32)
     returns = make_population_returns(ctrl, temperature, horizon)
-    out = [
-        np.asarray(returns(world, flat[None], starts, key, None, own)).mean() for world in worlds
-    ]
-    return np.array(out)
+    size = min(chunk, len(rows))
+    out = np.zeros((len(worlds), len(rows)))
+    for i in range(0, len(rows), size):
+        part = rows[i : i + size]
+        padded = np.concatenate([part, np.repeat(part[-1:], size - len(part), axis=0)])
+        for w, world in enumerate(worlds):
+            r = returns(world, jnp.asarray(padded), starts, key, None, own)
+            out[w, i : i + len(part)] = np.asarray(r).mean(axis=1)[: len(part)]
+    return out[:, 0] if pop is None else out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,9 +95,16 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.agent:
         ctrl_path, _, own_path = spec.partition(":")
         if not own_path:
-            raise SystemExit(f"--agent {spec}: expected CTRL.eqx:ITS_M.eqx")
-        ctrl = load_model(ctrl_path, "controller", Controller)[0]
+            raise SystemExit(f"--agent {spec}: expected CTRL.eqx:ITS_M.eqx or CANDS.npy:ITS_M.eqx")
         own = load_model(own_path, "mdrnn", MDNRNN)[0]
+        pop = None
+        if ctrl_path.endswith(".npy"):  # an evolution's candidates (diagnostics/candidates.py)
+            pop = np.load(ctrl_path)
+            if pop.ndim != 2 or len(pop) == 0:
+                raise SystemExit(f"{ctrl_path}: {pop.shape}, not rows of flat controllers")
+            ctrl = controller_from_row(pop[0], own)
+        else:
+            ctrl = load_model(ctrl_path, "controller", Controller)[0]
         for path, m in [(own_path, own)] + list(zip(args.worlds, worlds)):
             if (m.z_dim, m.hidden) != (ctrl.z_dim, ctrl.hidden) or m.z_dim != data.mu.shape[1]:
                 raise SystemExit(
@@ -85,15 +113,20 @@ def main(argv: list[str] | None = None) -> None:
                     " (the Ms must share C's V and size)"
                 )
         r = cross_returns(
-            ctrl, own, worlds, starts, jax.random.key(args.seed), args.temperature, args.horizon
-        )
+            ctrl, own, worlds, starts, jax.random.key(args.seed), args.temperature, args.horizon,
+            pop,
+        )  # fmt: skip
         paths = [Path(w).resolve() for w in args.worlds]
         is_own = np.array([p == Path(own_path).resolve() for p in paths])
-        row = {w: round(float(x), 1) for w, x in zip(args.worlds, r)}
-        ratio = None
-        if 0 < is_own.sum() < len(r):
-            ratio = round(float(r[~is_own].mean() / r[is_own][0]), 3)
-        print(json.dumps({"agent": ctrl_path, "returns": row, "other_over_own": ratio}))
+        columns = [(ctrl_path, r)] if pop is None else [
+            (f"{ctrl_path}[{i}]", r[:, i]) for i in range(len(pop))
+        ]  # fmt: skip
+        for name, x in columns:
+            row = {w: round(float(v), 1) for w, v in zip(args.worlds, x)}
+            ratio = None
+            if 0 < is_own.sum() < len(x):
+                ratio = round(float(x[~is_own].mean() / x[is_own][0]), 3)
+            print(json.dumps({"agent": name, "returns": row, "other_over_own": ratio}))
 
 
 if __name__ == "__main__":

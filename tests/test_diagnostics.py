@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from conftest import make_episodes
 from jax.flatten_util import ravel_pytree
 
@@ -63,3 +64,44 @@ def test_cross_dream_own_world_is_the_evolution_dream_and_others_differ(key):
     evo = make_population_returns(ctrl, 1.25, 15)(own, flat[None], starts, key)
     assert r[0] == np.asarray(evo).mean()  # C in its own M: the dream evolve scores it in
     assert r[1] != r[0]
+
+
+def test_candidates_hold_the_kept_c_and_score_like_it(tmp_path, monkeypatch, key):
+    """record runs the stage unchanged (its C is one of the saved rows); a row extracted and
+    a row scored in the batch give what the kept C gives."""
+    import yaml
+
+    from wm_core.checkpoint import load_model, save_model
+    from wm_core.data import write_dataset
+
+    root = Path(__file__).resolve().parents[1]
+    params = yaml.safe_load((root / "tests" / "tiny_params.yaml").read_text())
+    params["dream"] |= {"dropout": 0.0, "offroad_penalty": 0.0}
+    params["evolve"] |= {"members": 1, "real_check_every": 0}  # dream only: no V needed
+    params["hybrid"] |= {"real_generations": 0}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("WM_PARAMS", str(tmp_path / "params.yaml"))
+    monkeypatch.chdir(tmp_path)
+    data = make_episodes(lengths=(40, 25), z_dim=8, frames=False)
+    write_dataset("lat.zarr", data)
+    rnn = MDNRNN(8, 16, 2, key=key)
+    save_model("m.eqx", rnn, "mdrnn", {"z_dim": 8, "hidden": 16, "mixtures": 2})
+    cand_mod = _load("candidates")
+    cands = cand_mod.record("c.npy", ["c.eqx", "c.json", "c.tsv", "m.eqx", "lat.zarr"])
+    assert cands.shape[0] == params["evolve"]["generations"] + 1
+    np.testing.assert_array_equal(np.load("c.npy"), cands)
+    kept = load_model("c.eqx", "controller", Controller)[0]
+    flat = np.asarray(ravel_pytree(eqx.filter(kept, eqx.is_array))[0])
+    i = int(np.flatnonzero((cands.astype(np.float32) == flat).all(axis=1))[0])  # raises if absent
+    cand_mod.main(["extract", "c.npy", str(i), "m.eqx", "row.eqx"])
+    row = load_model("row.eqx", "controller", Controller)[0]
+    assert eqx.tree_equal(row, kept)
+    other = MDNRNN(8, 16, 2, key=jax.random.fold_in(key, 5))
+    starts = sample_starts(data, 4, 3, np.random.default_rng(0), 0.5)
+    one = cross_mod.cross_returns(kept, rnn, [rnn, other], starts, key, 1.25, 12)
+    batch = cross_mod.cross_returns(kept, rnn, [rnn, other], starts, key, 1.25, 12, cands, 2)
+    assert batch.shape == (2, len(cands))
+    np.testing.assert_allclose(batch[:, i], one, rtol=1e-5)
+    assert not np.allclose(batch[0], batch[0, i])  # the rows are different controllers
+    with pytest.raises(SystemExit, match="parameters|numbers"):
+        cand_mod.controller_from_row(cands[0][:-1], rnn)
