@@ -2,6 +2,7 @@
 the dream C was evolved in."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import equinox as eqx
@@ -66,7 +67,7 @@ def test_cross_dream_own_world_is_the_evolution_dream_and_others_differ(key):
     assert r[1] != r[0]
 
 
-def test_candidates_hold_the_kept_c_and_score_like_it(tmp_path, monkeypatch, key):
+def test_candidates_hold_the_kept_c_and_score_like_it(tmp_path, monkeypatch, capsys, key):
     """record runs the stage unchanged (its C is one of the saved rows); a row extracted and
     a row scored in the batch give what the kept C gives."""
     import yaml
@@ -103,5 +104,12 @@ def test_candidates_hold_the_kept_c_and_score_like_it(tmp_path, monkeypatch, key
     assert batch.shape == (2, len(cands))
     np.testing.assert_allclose(batch[:, i], one, rtol=1e-5)
     assert not np.allclose(batch[0], batch[0, i])  # the rows are different controllers
+    save_model("other.eqx", other, "mdrnn", {"z_dim": 8, "hidden": 16, "mixtures": 2})
+    capsys.readouterr()
+    cross_mod.main(["--latents", "lat.zarr", "--agent", "c.npy:m.eqx", "--worlds", "m.eqx",
+                    "other.eqx", "--dreams", "4", "--horizon", "12", "--warmup", "3"])  # fmt: skip
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["agent"] for r in rows] == [f"c.npy[{k}]" for k in range(len(cands))]
+    assert all(r["other_over_own"] is not None for r in rows)
     with pytest.raises(SystemExit, match="parameters|numbers"):
         cand_mod.controller_from_row(cands[0][:-1], rnn)
