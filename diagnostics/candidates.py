@@ -16,17 +16,15 @@ import argparse
 import sys
 from pathlib import Path
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cross_dream import controller_from_row  # noqa: E402
 
 import stages.evolve as evolve_stage  # noqa: E402
 from wm_core.checkpoint import load_model, save_model  # noqa: E402
-from wm_core.controller import Controller  # noqa: E402
 from wm_core.data import atomic_path  # noqa: E402
 from wm_core.mdrnn import MDNRNN  # noqa: E402
 
@@ -52,19 +50,6 @@ def record(out: str, evolve_argv: list[str]) -> np.ndarray:
     with atomic_path(out) as tmp, open(tmp, "wb") as f:
         np.save(f, seen[0])
     return seen[0]
-
-
-def controller_from_row(row: np.ndarray, rnn: MDNRNN) -> Controller:
-    """A flat candidate as the Controller it encodes (the layout of ravel_pytree)."""
-    template = Controller(rnn.z_dim, rnn.hidden, key=jax.random.key(0))
-    params, static = eqx.partition(template, eqx.is_array)
-    flat, unravel = ravel_pytree(params)
-    if row.shape != flat.shape:
-        raise SystemExit(
-            f"a candidate of {row.shape[0]} numbers; a C for z {rnn.z_dim}, h {rnn.hidden} has "
-            f"{flat.shape[0]}"
-        )
-    return eqx.combine(unravel(jnp.asarray(row, jnp.float32)), static)
 
 
 def main(argv: list[str] | None = None) -> None:

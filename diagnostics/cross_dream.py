@@ -33,15 +33,24 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Float
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from candidates import controller_from_row  # noqa: E402
-
 from wm_core.checkpoint import load_model  # noqa: E402
 from wm_core.controller import Controller  # noqa: E402
 from wm_core.data import read_dataset  # noqa: E402
 from wm_core.dream import DreamStarts, make_population_returns, sample_starts  # noqa: E402
 from wm_core.mdrnn import MDNRNN  # noqa: E402
+
+
+def controller_from_row(row: np.ndarray, rnn: MDNRNN) -> Controller:
+    """A flat candidate as the Controller it encodes (the layout of ravel_pytree)."""
+    template = Controller(rnn.z_dim, rnn.hidden, key=jax.random.key(0))
+    params, static = eqx.partition(template, eqx.is_array)
+    flat, unravel = ravel_pytree(params)
+    if row.shape != flat.shape:
+        raise SystemExit(
+            f"a candidate of {row.shape[0]} numbers; a C for z {rnn.z_dim}, h {rnn.hidden} has "
+            f"{flat.shape[0]}"
+        )
+    return eqx.combine(unravel(jnp.asarray(row, jnp.float32)), static)
 
 
 def cross_returns(
