@@ -30,10 +30,10 @@ from wm_core.cli import parse_seeds
 from wm_core.config import load_params
 from wm_core.controller import Controller
 from wm_core.data import read_dataset
+from wm_core.encode import encode_frames
 from wm_core.mdrnn import MDNRNN, sample_next
 from wm_core.road import fit_probe, offroad_prob
 from wm_core.rollout import run_episodes
-from wm_core.train import encode_frames
 from wm_core.vae import VAE
 
 

@@ -11,8 +11,8 @@ import argparse
 from stages.common import run_stage
 from wm_core.checkpoint import load_model
 from wm_core.data import DataError, concat, read_dataset, write_dataset
+from wm_core.encode import encode_frames
 from wm_core.road import offroad_label
-from wm_core.train import encode_frames
 from wm_core.vae import VAE
 
 
