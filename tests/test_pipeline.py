@@ -26,9 +26,20 @@ EVAL_KEYS = {
 }
 
 
-def sh(*cmd, cwd):
+def sh(*cmd, cwd, timeout: float = 1800, detached: bool = False):
+    """Run a command, assert it succeeded, return its output. ``detached``: the command leaves
+    daemons behind (``dvc queue start``'s workers), which would hold a captured pipe open after
+    the command exits and hang the read; their output goes to a file instead."""
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATE_CHECK": "1"}
-    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    if detached:
+        log = Path(cwd) / ".dvc" / "tmp" / "sh-detached.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as f:
+            code = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=f, env=env, timeout=timeout)
+        text = log.read_text()
+        assert code.returncode == 0, f"{' '.join(cmd)} failed:\n{text[-3000:]}"
+        return text
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
     assert out.returncode == 0, (
         f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     )
@@ -329,7 +340,7 @@ def test_queued_temperature_sweep_runs_every_value(repo):
     path, _ = repo
     commit_all(path, "before sweep")
     sh("dvc", "exp", "run", "--queue", "-S", "dream.temperature=0.75,1.0", cwd=path)
-    sh("dvc", "queue", "start", "-j", "2", cwd=path)  # two workers: both values at once
+    sh("dvc", "queue", "start", "-j", "2", cwd=path, detached=True)  # both values at once
     deadline = time.monotonic() + 900
     while re.search(r"\b(Queued|Running)\b", sh("dvc", "queue", "status", cwd=path)):
         assert time.monotonic() < deadline, "queued experiments did not finish"
