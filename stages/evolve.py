@@ -28,6 +28,7 @@ from jax.flatten_util import ravel_pytree
 
 from stages.common import run_stage
 from wm_core.checkpoint import load_model, save_model
+from wm_core.clone import clone_controller
 from wm_core.controller import Controller
 from wm_core.data import concat, read_dataset
 from wm_core.dream import dream_offroad_frac, make_population_returns, sample_starts
@@ -129,7 +130,9 @@ def main(argv: list[str] | None = None) -> None:
             raise RuntimeError(f"--judges {args.judges}: Ms of another shape than {args.rnn}")
         # (world M, memory M): the agent's M dreams alone; a judge dreams while C reads M's h
         worlds = [(rnn, None)] + [(j, rnn) for j in judges]
-        data = concat([read_dataset(path) for path in args.latents])
+        parts = [read_dataset(path) for path in args.latents]
+        labels = [lab for part in parts for lab in part.attrs.get("episode_policy", [])]
+        data = concat(parts, attrs={"episode_policy": labels})  # labels: what evolve.init clones
         rnd = int(args.round)
 
         def round_key(seed: int):
@@ -141,6 +144,9 @@ def main(argv: list[str] | None = None) -> None:
             init = load_model(args.init, "controller", Controller)[0]
             if init.members != 1:
                 raise RuntimeError(f"--init {args.init}: an ensemble; CMA-ES starts from one C")
+        cloned, clone_info = None, {}
+        if not args.init and p.evolve.init == "clone":  # every member starts from the clone
+            cloned, clone_info = clone_controller(rnn, data, p.evolve.clone_from)
         template = Controller(rnn.z_dim, rnn.hidden, key=jax.random.fold_in(key, 0))
         _, unravel = ravel_pytree(eqx.filter(template, eqx.is_array))
         static = eqx.filter(template, eqx.is_array, inverse=True)
@@ -199,11 +205,12 @@ def main(argv: list[str] | None = None) -> None:
                     means.append(np.asarray(r).mean(axis=1))
                 return np.stack(means)
 
-            ctrl = (
-                init
-                if args.init
-                else Controller(rnn.z_dim, rnn.hidden, key=jax.random.fold_in(key_m, 0))
-            )
+            if args.init:
+                ctrl = init
+            elif cloned is not None:
+                ctrl = cloned
+            else:
+                ctrl = Controller(rnn.z_dim, rnn.hidden, key=jax.random.fold_in(key_m, 0))
             flat0 = np.asarray(ravel_pytree(eqx.filter(ctrl, eqx.is_array))[0])
             if generations == 0:
                 return flat0, float(fitness(flat0[None], 0)[0]), [], []
@@ -229,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
                 on_generation=real_check,
             )
             by_m = []
+            if cloned is not None:  # the clone competes too: the dream may not beat it
+                candidates = np.concatenate([flat0[None], candidates])
             if p.evolve.final_rollouts > 0:
                 # The best-ever member won a max over noisy 16-dream estimates (winner's
                 # curse): re-score every generation's best and the final mean on fresh dreams.
@@ -251,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             r = ens_returns(rnn, flat[None], starts, jax.random.fold_in(key, FINAL_GEN + 1), probe)
             dream_ret = float(np.asarray(r).mean())
-        metrics = {"dream_return": dream_ret, "generations": generations} | probe_info
+        metrics = {"dream_return": dream_ret, "generations": generations} | probe_info | clone_info
         if ctrl.members > 1:
             metrics |= {"members": ctrl.members, "member_dream_returns": [r[1] for r in runs]}
         if judges:  # member 0's kept C: mean return in M, then in each judge (fitness: the min)

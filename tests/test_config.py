@@ -55,6 +55,13 @@ def test_shipped_params_are_valid(params):
         (lambda r: r["rnn"].update(round_scratch="yes"), "rnn.round_scratch must be bool"),
         (lambda r: r["rnn"].update(judges=-1), "rnn.judges must be an int >= 0"),
         (lambda r: r.update(rounds={}, evaluate=r["evaluate"] | {"round": "2"}), "evaluate.round"),
+        (lambda r: r["evolve"].update(init="expert"), "evolve.init must be one of random, clone"),
+        (lambda r: r["evolve"].update(clone_from="heuristic"), "evolve.clone_from must be a list"),
+        (lambda r: r["evolve"].update(clone_from=[None]), r"evolve.clone_from\[0\] must be str"),
+        (
+            lambda r: r["evolve"].update(init="clone", clone_from=[]),
+            "evolve.clone_from must be a non-empty list when evolve.init is clone",
+        ),
     ],
 )
 def test_bad_params_fail_with_one_line_naming_the_key(tmp_path, mutate, match):

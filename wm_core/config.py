@@ -192,8 +192,18 @@ class EvolveConfig:
     real_check_episodes: int  # tracks per real check
     real_check_seed0: int  # their seeds: training tracks, disjoint from evaluation's
     members: int  # independent CMA-ES runs whose controllers are averaged (1 = Ha's single C)
+    init: str  # 'random': Ha's fresh C; 'clone': C fitted to clone_from's logged actions first
+    clone_from: list[str]  # episode_policy label prefixes whose episodes are cloned
+
+    INITS: ClassVar[tuple[str, ...]] = ("random", "clone")
 
     def __post_init__(self):
+        _check(self.init in self.INITS, "evolve.init", f"one of {', '.join(self.INITS)}")
+        _check(
+            self.init != "clone" or len(self.clone_from) > 0,
+            "evolve.clone_from",
+            "a non-empty list when evolve.init is clone",
+        )
         _check(self.snapshot_every >= 0, "evolve.snapshot_every", ">= 0")
         _check(self.real_check_every >= 0, "evolve.real_check_every", ">= 0")
         _check(self.final_rollouts >= 0, "evolve.final_rollouts", ">= 0")
@@ -337,6 +347,11 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             raise ParamsError(f"params: {key} must be a mapping")
         _, vt = typing.get_args(tp)
         return {str(k): _coerce(vt, v, f"{key}.{k}") for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise ParamsError(f"params: {key} must be a list")
+        (vt,) = typing.get_args(tp)
+        return [_coerce(vt, v, f"{key}[{i}]") for i, v in enumerate(value)]
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is str and isinstance(value, int) and not isinstance(value, bool):

@@ -1,0 +1,101 @@
+"""evolve.init: clone: C fitted to the expert's logged actions on the agent's own [z, h]."""
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import yaml
+from conftest import make_episodes
+
+from stages import evolve, train_rnn
+from wm_core.checkpoint import load_model
+from wm_core.clone import agent_inputs, cloned_episodes, fit_controller
+from wm_core.controller import Controller
+from wm_core.data import DataError, read_dataset, write_dataset
+from wm_core.mdrnn import MDNRNN
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = ["random", "heuristic/plain", "random/mirrored", "heuristic/plain/mirrored"]
+
+
+def labelled(labels=LABELS, lengths=(9, 14, 9, 14)):
+    data = make_episodes(lengths=lengths, z_dim=8, frames=False)
+    data.attrs["episode_policy"] = list(labels)
+    return data
+
+
+def test_cloned_episodes_are_chosen_by_label_prefix_mirrors_included():
+    data = labelled()
+    assert cloned_episodes(data, ["heuristic"]) == [1, 3]
+    assert cloned_episodes(data, ["random", "heuristic/plain"]) == [0, 1, 2, 3]
+    with pytest.raises(DataError, match="no episode of \\['heuristic/recovery'\\]"):
+        cloned_episodes(data, ["heuristic/recovery"])
+    data.attrs["episode_policy"] = LABELS[:3]
+    with pytest.raises(DataError, match="3 episode_policy labels for 4 episodes"):
+        cloned_episodes(data, ["heuristic"])
+
+
+def test_inputs_are_the_real_agents_z_and_h(key):
+    """h_t is M's state after the episode's first t (mu, action) steps from zero, the state
+    wm_core.agent hands C before it acts on frame t."""
+    rnn = MDNRNN(8, 16, 2, key=key)
+    data = labelled()
+    x, a = agent_inputs(rnn, data, [1, 2])
+    assert x.shape == (14 + 9, 8 + 16)
+    s = data.episode_starts[1]
+    np.testing.assert_array_equal(a[:14], data.action[s : s + 14])
+    np.testing.assert_array_equal(x[:14, :8], data.mu[s : s + 14])
+    np.testing.assert_array_equal(x[0, 8:], 0.0)
+    for t in (1, 5, 13):
+        want = rnn.warm(jnp.asarray(data.mu[s : s + t]), jnp.asarray(data.action[s : s + t]))[0]
+        np.testing.assert_allclose(x[t, 8:], want, atol=1e-6)
+    s2 = data.episode_starts[2]  # the second episode starts from zero again, not from the first
+    np.testing.assert_array_equal(x[14, 8:], 0.0)
+    np.testing.assert_array_equal(x[14:, :8], data.mu[s2 : s2 + 9])
+
+
+def test_fit_recovers_a_linear_controllers_actions(key):
+    truth = Controller(4, 12, key=key)
+    x = np.random.default_rng(0).normal(size=(3000, 16)).astype(np.float32)
+    actions = np.asarray(jax.vmap(lambda v: truth(v[:4], v[4:]))(jnp.asarray(x)))
+    ctrl, mse = fit_controller(x, actions, 4, 12)
+    got = np.asarray(jax.vmap(lambda v: ctrl(v[:4], v[4:]))(jnp.asarray(x)))
+    assert mse < 1e-3 and np.abs(got - actions).mean() < 0.02
+    with pytest.raises(ValueError, match="expected \\(3000, 17\\)"):
+        fit_controller(x, actions, 5, 12)
+    bad = x.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        fit_controller(bad, actions, 4, 12)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    params = yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text())
+    params["evolve"] |= {"members": 1, "real_check_every": 0}  # dream only: no V needed
+    params["evolve"] |= {"init": "clone", "clone_from": ["heuristic"], "sigma0": 1e-9}
+    params["hybrid"] |= {"real_generations": 0}
+    params["dream"] |= {"offroad_penalty": 0.0}  # the random latents carry no off-road labels
+    write_dataset(tmp_path / "lat.zarr", labelled(lengths=(40, 25, 40, 25)))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WM_PARAMS", str(tmp_path / "params.yaml"))
+    return tmp_path
+
+
+def test_evolve_starts_from_the_clone(workdir):
+    """With a vanishing step size every candidate is the clone: the kept C is the clone, fitted
+    on the heuristic episodes and their mirror images only."""
+    train_rnn.main(["m.eqx", "m.json", "m.tsv", "lat.zarr"])
+    evolve.main(["c.eqx", "c.json", "c.tsv", "m.eqx", "lat.zarr"])
+    metrics = json.loads(Path("c.json").read_text())
+    assert metrics["clone_episodes"] == 2 and metrics["clone_frames"] == 50
+    rnn, _ = load_model("m.eqx", "mdrnn", MDNRNN)
+    x, a = agent_inputs(rnn, read_dataset("lat.zarr"), [1, 3])
+    want, _ = fit_controller(x, a, 8, rnn.hidden)
+    got, _ = load_model("c.eqx", "controller", Controller)
+    np.testing.assert_allclose(got.linear.weight, want.linear.weight, atol=1e-6)
+    np.testing.assert_allclose(got.linear.bias, want.linear.bias, atol=1e-6)

@@ -1,0 +1,131 @@
+"""Behaviour cloning: a starting C fitted to the expert's logged actions on [z, h].
+
+CMA-ES from a random C searches the whole controller space inside M's dream, and what scores
+best there is often where M is wrong: a C that stays on a dreamed road the real car leaves
+(RESULTS.md, runs 5 and 6). M is most accurate along the driving it was trained on, and the
+heuristic expert's episodes are part of that data. Fitting C to the expert's actions first
+starts the search in that region (BREMEN's behaviour-cloned initialisation, Matsushima et al.
+2021, "Deployment-Efficient Reinforcement Learning via Model-Based Offline Optimization").
+
+C still never drives the real car while it is trained: its inputs are the collected frames'
+posterior means and M's h teacher-forced along them, exactly as the real agent computes them
+(wm_core/agent.py: z_t = mu_t, a_t = C(z_t, h_t), h_{t+1} = M.step(z_t, a_t, h_t)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, Float
+
+from wm_core.controller import Controller, _squash
+from wm_core.data import DataError, Episodes
+from wm_core.mdrnn import MDNRNN
+
+L2 = 1e-4  # ridge on W: h has 256 correlated inputs, and a C is linear in them
+
+
+def cloned_episodes(data: Episodes, sources: Sequence[str]) -> list[int]:
+    """Indices of the episodes whose ``episode_policy`` label starts with one of ``sources``
+    (``heuristic/plain`` also takes ``heuristic/plain/mirrored``)."""
+    labels = data.attrs.get("episode_policy", [])
+    if len(labels) != len(data.episode_ends):
+        raise DataError(
+            f"latents: {len(labels)} episode_policy labels for {len(data.episode_ends)} "
+            "episodes (rerun encode_latents)"
+        )
+    chosen = [i for i, lab in enumerate(labels) if any(lab.startswith(s) for s in sources)]
+    if not chosen:
+        raise DataError(
+            f"latents: no episode of {list(sources)} to clone (labels: {sorted(set(labels))})"
+        )
+    return chosen
+
+
+@eqx.filter_jit
+def _teacher_forced_h(
+    rnn: MDNRNN, z: Float[Array, "E T z"], a: Float[Array, "E T 3"]
+) -> Float[Array, "E T h"]:
+    """h_t before each step of each (padded) episode, from a zero state (the agent's start)."""
+
+    def episode(z_seq, a_seq):
+        def step(carry, za):
+            return rnn.step(*za, carry), carry[0]
+
+        _, hs = jax.lax.scan(step, rnn.init_carry(), (z_seq, a_seq))
+        return hs
+
+    return jax.vmap(episode)(z, a)
+
+
+def agent_inputs(
+    rnn: MDNRNN, data: Episodes, episodes: Sequence[int]
+) -> tuple[Float[np.ndarray, "N n"], Float[np.ndarray, "N 3"]]:
+    """([z_t, h_t], a_t) for every frame of the given episodes: C's input and the expert's act."""
+    starts, lengths = data.episode_starts[episodes], data.lengths[episodes]
+    T = int(lengths.max())
+    z = np.zeros((len(episodes), T, data.mu.shape[1]), np.float32)
+    a = np.zeros((len(episodes), T, 3), np.float32)
+    for i, (s, n) in enumerate(zip(starts, lengths)):  # zero padding after an episode's end
+        z[i, :n], a[i, :n] = data.mu[s : s + n], data.action[s : s + n]
+    h = np.asarray(_teacher_forced_h(rnn, jnp.asarray(z), jnp.asarray(a)))
+    valid = np.arange(T)[None, :] < lengths[:, None]
+    return np.concatenate([z, h], axis=-1)[valid], a[valid]
+
+
+def fit_controller(
+    x: Float[np.ndarray, "N n"],
+    actions: Float[np.ndarray, "N 3"],
+    z_dim: int,
+    hidden: int,
+    steps: int = 500,
+    lr: float = 0.01,
+) -> tuple[Controller, float]:
+    """C minimising the mean squared error of its squashed actions (full batch, Adam, from
+    W = 0, b = 0, so the fit is deterministic). Returns C and its final mean squared error."""
+    if x.shape != (len(actions), z_dim + hidden):
+        raise ValueError(f"fit_controller: x {x.shape}, expected ({len(actions)}, {z_dim + hidden})")
+    params = (jnp.zeros((3, z_dim + hidden)), jnp.zeros(3))
+    x, y = jnp.asarray(x), jnp.asarray(actions)
+
+    def loss(params):
+        w, b = params
+        mse = jnp.mean((_squash(x @ w.T + b) - y) ** 2)
+        return mse + L2 * jnp.sum(w**2), mse
+
+    opt = optax.adam(lr)
+
+    @jax.jit
+    def run(params):
+        def step(carry, _):
+            params, state = carry
+            (_, mse), g = jax.value_and_grad(loss, has_aux=True)(params)
+            updates, state = opt.update(g, state)
+            return (optax.apply_updates(params, updates), state), mse
+
+        (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+        return params, loss(params)[1]
+
+    (w, b), mse = run(params)
+    if not bool(jnp.isfinite(mse)):
+        raise FloatingPointError("fit_controller: non-finite loss (inputs have NaN or inf?)")
+    ctrl = Controller(z_dim, hidden, key=jax.random.key(0))
+    ctrl = eqx.tree_at(lambda c: (c.linear.weight, c.linear.bias), ctrl, (w, b))
+    return ctrl, float(mse)
+
+
+def clone_controller(
+    rnn: MDNRNN, data: Episodes, sources: Sequence[str]
+) -> tuple[Controller, dict]:
+    """C fitted to the actions of ``sources``' episodes; info for the stage's metrics."""
+    if data.mu is None:
+        raise DataError("latents: cloning needs 'mu'")
+    episodes = cloned_episodes(data, sources)
+    x, a = agent_inputs(rnn, data, episodes)
+    ctrl, mse = fit_controller(x, a, rnn.z_dim, rnn.hidden)
+    return ctrl, {"clone_episodes": len(episodes), "clone_frames": len(a), "clone_mse": mse}
