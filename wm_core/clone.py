@@ -89,7 +89,8 @@ def fit_controller(
     """C minimising the mean squared error of its squashed actions (full batch, Adam, from
     W = 0, b = 0, so the fit is deterministic). Returns C and its final mean squared error."""
     if x.shape != (len(actions), z_dim + hidden):
-        raise ValueError(f"fit_controller: x {x.shape}, expected ({len(actions)}, {z_dim + hidden})")
+        want = (len(actions), z_dim + hidden)
+        raise ValueError(f"fit_controller: x {x.shape}, expected {want}")
     params = (jnp.zeros((3, z_dim + hidden)), jnp.zeros(3))
     x, y = jnp.asarray(x), jnp.asarray(actions)
 
