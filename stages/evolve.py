@@ -3,6 +3,10 @@
 python -m stages.evolve CTRL.eqx METRICS.json CURVE.tsv RNN.eqx LATENTS.zarr [...]
     [--init PREV_CTRL.eqx] [--round K] [--vae VAE.eqx] [--judges JUDGES.eqx]
 
+With ``evolve.init: clone`` (the default) CMA-ES starts from a C fitted to the logged actions of
+``evolve.clone_from``'s episodes (wm_core/clone.py), and that clone competes in the final
+re-scoring; ``random`` starts from a fresh C, as Ha did.
+
 With judges (``rnn.judges`` more Ms, from ``train_rnn --judges``) each C is dreamed
 ``evolve.rollouts`` times in M and in every judge, and its fitness is the worst M's mean: a
 controller must not rely on one M's mistakes. C always reads M's h, as it will in the real
