@@ -33,16 +33,19 @@ def test_loss_gradients_finite_and_kl_floor(key):
     assert float(loss) >= float(aux["recon"]) + 0.5 * 8 - 1e-3
 
 
-def test_chunked_encoding_is_the_plain_encoder_bit_for_bit(key):
-    """encode_frames runs V over 50-frame chunks for cache locality: the same bits per frame,
-    the ragged last batch padded to the same shape, the frame order kept."""
+def test_chunked_encoding_is_the_plain_encoder(key):
+    """encode_frames runs V over 50-frame chunks for cache locality: the same values per frame
+    up to float32 rounding, the ragged last batch padded to the same shape, the frame order
+    kept. The bits were the same on the AMD EPYC of sessions 10-13; on session 14's AVX-512
+    Intel Xeon XLA:CPU picks other kernels for other batch shapes and the last bits differ
+    (at most 7.5e-8 here), so the check is to 1e-6, far below any frame-to-frame difference."""
     vae = VAE(32, key=key)
     obs = np.random.default_rng(0).integers(0, 256, (230, 64, 64, 3), dtype=np.uint8)
     plain = eqx.filter_jit(lambda m, x: m.encode(to_float(x)))(vae, jnp.asarray(obs))
     mu, log_sigma = encode_frames(vae, obs, batch=100, chunk=50)  # 100, 100, then 30 padded
     assert mu.shape == log_sigma.shape == (230, 32)
-    np.testing.assert_array_equal(mu, np.asarray(plain[0]))
-    np.testing.assert_array_equal(log_sigma, np.asarray(plain[1]))
+    np.testing.assert_allclose(mu, np.asarray(plain[0]), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(log_sigma, np.asarray(plain[1]), rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="multiple of chunk"):
         encode_batch(vae, jnp.asarray(obs[:70]), 50)
 

@@ -2,11 +2,12 @@
 
 One jitted call takes ``batch`` frames and runs V's encoder over them ``chunk`` at a time
 (``lax.map``). The chunks are for XLA:CPU: the encoder's im2col patches of 50 frames (~9 MB for
-the first layer) stay in cache, those of 1,000 (~185 MB) do not, and the per-frame output is the
-same bits either way (the rows of a matmul do not depend on how many there are; checked in
-tests/test_vae.py). The last batch is padded, so every call has one shape and one compile.
+the first layer) stay in cache, those of 1,000 (~185 MB) do not. The per-frame output is the
+same up to float32 rounding (tests/test_vae.py): the same bits on the AMD EPYC of sessions
+10-13, last bits apart on session 14's AVX-512 Xeon, where XLA:CPU picks kernels by batch
+shape. The last batch is padded, so every call has one shape and one compile.
 
-``wm_core.train.encode_frames`` (batch 256, no chunks, the same bits) is this function's
+``wm_core.train.encode_frames`` (batch 256, no chunks, the same values) is this function's
 predecessor. It goes when train.py next changes for another reason: removing it now would
 change train.py's hash and rerun train_vae and train_rnn to recompute the same models.
 """
