@@ -123,8 +123,6 @@ def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
     evolved = json.loads((path / "metrics" / "evolve" / "r0.json").read_text())
     assert evolved["members"] == 2 and len(evolved["member_dream_returns"]) == 2
     assert evolved["judges"] == 1 and len(evolved["dream_return_by_m"]) == 2  # M + 1 judge
-    # evolve.init: clone (the default) fits C to the 3 heuristic episodes and their mirrors
-    assert evolved["clone_episodes"] == 6 and math.isfinite(evolved["clone_mse"])
     # tiny params charge off-road dreams: the probe is fitted on the latents' frame labels
     from wm_core.data import read_dataset
 
@@ -133,7 +131,6 @@ def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
     assert 0.5 <= evolved["offroad_probe_accuracy"] <= 1
     assert 0 <= evolved["dream_offroad_frac"] <= 1
     evaluated = json.loads((path / "metrics" / "evolve" / "r1.json").read_text())  # round '1'
-    assert evaluated["clone_episodes"] == 6  # the on-policy round's labels do not match
     assert metrics["dream_offroad_frac"] == evaluated["dream_offroad_frac"]
     assert 0 <= metrics["off_road_frac"] <= 1
     assert sorted(p.name.split("_")[0] for p in (path / "videos").glob("*.mp4")) == [
