@@ -4,8 +4,10 @@ python -m stages.evolve CTRL.eqx METRICS.json CURVE.tsv RNN.eqx LATENTS.zarr [..
     [--init PREV_CTRL.eqx] [--round K] [--vae VAE.eqx] [--judges JUDGES.eqx]
 
 With ``evolve.init: clone`` (the default) CMA-ES starts from a C fitted to the logged actions of
-``evolve.clone_from``'s episodes (wm_core/clone.py), and that clone competes in the final
-re-scoring; ``random`` starts from a fresh C, as Ha did.
+``evolve.clone_from``'s episodes, keyframes weighted by ``evolve.clone_keyframe``
+(wm_core/clone.py), and that clone competes in the final re-scoring; ``random`` starts from a
+fresh C, as Ha did. ``evolve.sigma0`` is CMA-ES's first step around either start: a small one
+keeps the search near the clone, whose real driving the dream cannot see (RESULTS.md, session 16).
 
 With judges (``rnn.judges`` more Ms, from ``train_rnn --judges``) each C is dreamed
 ``evolve.rollouts`` times in M and in every judge, and its fitness is the worst M's mean: a
@@ -150,7 +152,9 @@ def main(argv: list[str] | None = None) -> None:
                 raise RuntimeError(f"--init {args.init}: an ensemble; CMA-ES starts from one C")
         cloned, clone_info = None, {}
         if not args.init and p.evolve.init == "clone":  # every member starts from the clone
-            cloned, clone_info = clone_controller(rnn, data, p.evolve.clone_from)
+            cloned, clone_info = clone_controller(
+                rnn, data, p.evolve.clone_from, p.evolve.clone_keyframe
+            )
         template = Controller(rnn.z_dim, rnn.hidden, key=jax.random.fold_in(key, 0))
         _, unravel = ravel_pytree(eqx.filter(template, eqx.is_array))
         static = eqx.filter(template, eqx.is_array, inverse=True)

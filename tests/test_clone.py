@@ -12,7 +12,7 @@ from conftest import make_episodes
 
 from stages import evolve, train_rnn
 from wm_core.checkpoint import load_model
-from wm_core.clone import agent_inputs, cloned_episodes, fit_controller
+from wm_core.clone import agent_inputs, cloned_episodes, fit_controller, keyframe_weights
 from wm_core.controller import Controller
 from wm_core.data import DataError, read_dataset, write_dataset
 from wm_core.mdrnn import MDNRNN
@@ -72,6 +72,39 @@ def test_fit_recovers_a_linear_controllers_actions(key):
         fit_controller(bad, actions, 4, 12)
 
 
+def test_keyframe_weights_favour_the_frames_where_the_expert_changed_its_action():
+    """Frame t weighs 1 + k |a_t - a_{t-1}|_1 / mean, a_{-1} = 0 at each episode's start, in
+    agent_inputs' frame order; k = 0 weighs every frame 1."""
+    data = labelled(lengths=(3, 4, 3, 4))
+    data.action[:] = 0.5
+    s = data.episode_starts[3]
+    data.action[s + 2] = [0.5, 0.5, 1.5]  # one change of 1 and back, in the last episode
+    w = keyframe_weights(data, [1, 3], k=2.0)
+    change = np.array([1.5, 0, 0, 0, 1.5, 0, 1, 1])  # |a_0 - 0|_1 = 1.5 at both starts
+    np.testing.assert_allclose(w, 1 + 2.0 * change / change.mean(), rtol=1e-6)
+    np.testing.assert_array_equal(keyframe_weights(data, [1, 3], k=0.0), np.ones(8))
+
+
+def test_weighted_fit_follows_the_weighted_frames(key):
+    """Frames of weight 0 do not move the fit: a controller is recovered from the frames that
+    count even when the others carry wrong actions."""
+    truth = Controller(4, 12, key=key)
+    x = np.random.default_rng(1).normal(size=(4000, 16)).astype(np.float32)
+    actions = np.asarray(jax.vmap(lambda v: truth(v[:4], v[4:]))(jnp.asarray(x)))
+    wrong = actions.copy()
+    wrong[2000:, 0] = -wrong[2000:, 0]  # steering flipped on the second half
+    w = np.r_[np.ones(2000), np.zeros(2000)].astype(np.float32)
+    ctrl, mse = fit_controller(x, wrong, 4, 12, weights=w)
+    got = np.asarray(jax.vmap(lambda v: ctrl(v[:4], v[4:]))(jnp.asarray(x)))
+    assert mse < 1e-3 and np.abs(got - actions).mean() < 0.02
+    unweighted, _ = fit_controller(x, wrong, 4, 12)
+    got = np.asarray(jax.vmap(lambda v: unweighted(v[:4], v[4:]))(jnp.asarray(x)))
+    assert np.abs(got - actions).mean() > 0.1  # the flipped half does pull a plain fit away
+    for bad in (np.ones(3, np.float32), -w, np.zeros(4000, np.float32)):
+        with pytest.raises(ValueError, match="weights must be 4000 values >= 0"):
+            fit_controller(x, actions, 4, 12, weights=bad)
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     params = yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text())
@@ -88,14 +121,19 @@ def workdir(tmp_path, monkeypatch):
 
 def test_evolve_starts_from_the_clone(workdir):
     """With a vanishing step size every candidate is the clone: the kept C is the clone, fitted
-    on the heuristic episodes and their mirror images only."""
+    on the heuristic episodes and their mirror images only, with evolve.clone_keyframe's
+    weights."""
     train_rnn.main(["m.eqx", "m.json", "m.tsv", "lat.zarr"])
     evolve.main(["c.eqx", "c.json", "c.tsv", "m.eqx", "lat.zarr"])
     metrics = json.loads(Path("c.json").read_text())
     assert metrics["clone_episodes"] == 2 and metrics["clone_frames"] == 50
     rnn, _ = load_model("m.eqx", "mdrnn", MDNRNN)
     x, a = agent_inputs(rnn, read_dataset("lat.zarr"), [1, 3])
-    want, _ = fit_controller(x, a, 8, rnn.hidden)
+    k = yaml.safe_load(Path("params.yaml").read_text())["evolve"]["clone_keyframe"]
+    assert k > 0
+    want, _ = fit_controller(
+        x, a, 8, rnn.hidden, keyframe_weights(read_dataset("lat.zarr"), [1, 3], k)
+    )
     got, _ = load_model("c.eqx", "controller", Controller)
     np.testing.assert_allclose(got.linear.weight, want.linear.weight, atol=1e-6)
     np.testing.assert_allclose(got.linear.bias, want.linear.bias, atol=1e-6)

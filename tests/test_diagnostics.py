@@ -113,3 +113,20 @@ def test_candidates_hold_the_kept_c_and_score_like_it(tmp_path, monkeypatch, cap
     assert all(r["other_over_own"] is not None for r in rows)
     with pytest.raises(SystemExit, match="parameters|numbers"):
         cand_mod.controller_from_row(cands[0][:-1], rnn)
+
+
+def test_clone_variants_kf_matches_the_stage_and_nosw_drops_the_swerves(key):
+    """clone_variants' kfK is evolve's clone with clone_keyframe K; nosw drops gas-0.5 frames."""
+    from wm_core.clone import clone_controller
+
+    variants = _load("clone_variants")
+    rnn = MDNRNN(8, 16, 2, key=key)
+    data = make_episodes(lengths=(20, 30, 20, 30), z_dim=8, frames=False)
+    data.attrs["episode_policy"] = ["random", "heuristic/recovery"] * 2
+    s = data.episode_starts[1]
+    data.action[s + 3 : s + 8, 1] = variants.SWERVE_GAS
+    got, info = variants.variant_fit(rnn, data, "kf64")
+    want, _ = clone_controller(rnn, data, ["heuristic"], keyframe=64.0)
+    np.testing.assert_allclose(got.linear.weight, want.linear.weight, atol=1e-6)
+    assert info["frames"] == 60
+    assert variants.variant_fit(rnn, data, "nosw_kf64")[1]["frames"] == 55

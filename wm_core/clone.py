@@ -10,6 +10,14 @@ starts the search in that region (BREMEN's behaviour-cloned initialisation, Mats
 C still never drives the real car while it is trained: its inputs are the collected frames'
 posterior means and M's h teacher-forced along them, exactly as the real agent computes them
 (wm_core/agent.py: z_t = mu_t, a_t = C(z_t, h_t), h_{t+1} = M.step(z_t, a_t, h_t)).
+
+Plain least squares makes a copycat (Wen et al. 2020, "Fighting Copycat Agents in Behavioral
+Cloning from Observation Histories"): the expert's actions are smooth, h holds a_{t-1} (M's
+input) and the HUD shows the wheels' angle, so the best linear fit repeats the previous action
+and never turns towards the road by itself (RESULTS.md, session 14: -30 on validation tracks).
+Keyframe weights (Wen et al. 2021, "Keyframe-Focused Visual Imitation Learning") put the fit
+where repeating fails: frame t counts 1 + k |a_t - a_{t-1}|_1 / mean, the frames where the
+expert changed its action (``evolve.clone_keyframe`` = k; RESULTS.md, session 16).
 """
 
 from __future__ import annotations
@@ -78,25 +86,45 @@ def agent_inputs(
     return np.concatenate([z, h], axis=-1)[valid], a[valid]
 
 
+def keyframe_weights(data: Episodes, episodes: Sequence[int], k: float) -> Float[np.ndarray, " N"]:
+    """1 + k |a_t - a_{t-1}|_1 / mean for every frame of the given episodes, in agent_inputs'
+    order (a_{-1} = 0: the agent starts from rest). k = 0: every frame weighs 1."""
+    change = []
+    for s, n in zip(data.episode_starts[episodes], data.lengths[episodes]):
+        a = data.action[s : s + n]
+        change.append(np.abs(np.diff(a, axis=0, prepend=np.zeros((1, 3), a.dtype))).sum(1))
+    change = np.concatenate(change)
+    mean = change.mean()
+    if k == 0 or mean == 0:  # constant actions: no keyframe to prefer
+        return np.ones(len(change), np.float32)
+    return (1.0 + k * change / mean).astype(np.float32)
+
+
 def fit_controller(
     x: Float[np.ndarray, "N n"],
     actions: Float[np.ndarray, "N 3"],
     z_dim: int,
     hidden: int,
+    weights: Float[np.ndarray, " N"] | None = None,
     steps: int = 500,
     lr: float = 0.01,
 ) -> tuple[Controller, float]:
-    """C minimising the mean squared error of its squashed actions (full batch, Adam, from
-    W = 0, b = 0, so the fit is deterministic). Returns C and its final mean squared error."""
+    """C minimising the (weighted) mean squared error of its squashed actions (full batch,
+    Adam, from W = 0, b = 0, so the fit is deterministic). Returns C and the final error."""
     if x.shape != (len(actions), z_dim + hidden):
         want = (len(actions), z_dim + hidden)
         raise ValueError(f"fit_controller: x {x.shape}, expected {want}")
+    if weights is None:
+        weights = np.ones(len(actions), np.float32)
+    if weights.shape != (len(actions),) or not (weights >= 0).all() or weights.sum() <= 0:
+        raise ValueError(f"fit_controller: weights must be {len(actions)} values >= 0, not all 0")
     params = (jnp.zeros((3, z_dim + hidden)), jnp.zeros(3))
     x, y = jnp.asarray(x), jnp.asarray(actions)
+    wt = jnp.asarray(weights / weights.mean(), jnp.float32)[:, None]
 
     def loss(params):
         w, b = params
-        mse = jnp.mean((_squash(x @ w.T + b) - y) ** 2)
+        mse = jnp.mean(wt * (_squash(x @ w.T + b) - y) ** 2)
         return mse + L2 * jnp.sum(w**2), mse
 
     opt = optax.adam(lr)
@@ -121,12 +149,14 @@ def fit_controller(
 
 
 def clone_controller(
-    rnn: MDNRNN, data: Episodes, sources: Sequence[str]
+    rnn: MDNRNN, data: Episodes, sources: Sequence[str], keyframe: float = 0.0
 ) -> tuple[Controller, dict]:
-    """C fitted to the actions of ``sources``' episodes; info for the stage's metrics."""
+    """C fitted to the actions of ``sources``' episodes, frames weighted by keyframe_weights
+    with k = ``keyframe``; info for the stage's metrics."""
     if data.mu is None:
         raise DataError("latents: cloning needs 'mu'")
     episodes = cloned_episodes(data, sources)
     x, a = agent_inputs(rnn, data, episodes)
-    ctrl, mse = fit_controller(x, a, rnn.z_dim, rnn.hidden)
+    w = keyframe_weights(data, episodes, keyframe)
+    ctrl, mse = fit_controller(x, a, rnn.z_dim, rnn.hidden, w)
     return ctrl, {"clone_episodes": len(episodes), "clone_frames": len(a), "clone_mse": mse}

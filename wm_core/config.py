@@ -194,6 +194,7 @@ class EvolveConfig:
     members: int  # independent CMA-ES runs whose controllers are averaged (1 = Ha's single C)
     init: str  # 'random': Ha's fresh C; 'clone': C fitted to clone_from's logged actions first
     clone_from: list[str]  # episode_policy label prefixes whose episodes are cloned
+    clone_keyframe: float  # frame weight 1 + k |a_t - a_{t-1}|_1 / mean in the fit (0 = equal)
 
     INITS: ClassVar[tuple[str, ...]] = ("random", "clone")
 
@@ -204,6 +205,7 @@ class EvolveConfig:
             "evolve.clone_from",
             "a non-empty list when evolve.init is clone",
         )
+        _check(self.clone_keyframe >= 0, "evolve.clone_keyframe", ">= 0")
         _check(self.snapshot_every >= 0, "evolve.snapshot_every", ">= 0")
         _check(self.real_check_every >= 0, "evolve.real_check_every", ">= 0")
         _check(self.final_rollouts >= 0, "evolve.final_rollouts", ">= 0")
