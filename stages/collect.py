@@ -58,6 +58,7 @@ def heuristic(
             p.collect.workers,
             f"heuristic/{mode}",
             keep_obs=keep_obs,
+            label=keep_obs,  # a dataset's frames carry the expert's labels; scoring needs none
         )
         metrics[mode] = summary(part) | {
             "excursions": int(sum(e["excursions"] for e in part)),
@@ -72,7 +73,8 @@ def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
     c = p.collect
     if policy == "random":
         seeds = list(range(c.random.seed0, c.random.seed0 + c.random.episodes))
-        eps = run_episodes(("random", c.random.dt), seeds, p.env, c.workers, "collect_random")
+        spec = ("random", c.random.dt)
+        eps = run_episodes(spec, seeds, p.env, c.workers, "collect_random", label=True)
         return eps, summary(eps), ["random"] * len(eps)
     if policy == "heuristic":
         return heuristic(c.heuristic, p)
@@ -82,7 +84,8 @@ def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
         s0 = onpolicy_seed0(c.onpolicy, args.round)
         seeds = list(range(s0, s0 + c.onpolicy.episodes))
         spec = ("agent", *args.models, c.onpolicy.noise)
-        eps = run_episodes(spec, seeds, p.env, c.workers, f"collect_onpolicy@{args.round}")
+        desc = f"collect_onpolicy@{args.round}"
+        eps = run_episodes(spec, seeds, p.env, c.workers, desc, label=True)
         return eps, summary(eps), [f"onpolicy/r{args.round}"] * len(eps)
     raise RuntimeError(f"unknown policy {policy!r} (expected random, heuristic or onpolicy)")
 

@@ -85,6 +85,25 @@ def test_keyframe_weights_favour_the_frames_where_the_expert_changed_its_action(
     np.testing.assert_array_equal(keyframe_weights(data, [1, 3], k=0.0), np.ones(8))
 
 
+def test_the_clone_fits_the_experts_labels_where_the_data_has_them(key):
+    """With expert_action in the data, the targets and the keyframe weights come from it, not
+    from the driven actions; h is still teacher-forced on the driven actions."""
+    rnn = MDNRNN(8, 16, 2, key=key)
+    data = labelled()
+    x0, a0 = agent_inputs(rnn, data, [1, 3])
+    data.expert_action = np.random.default_rng(2).uniform(-1, 1, data.action.shape)
+    data.expert_action = data.expert_action.astype(np.float32)
+    x, y = agent_inputs(rnn, data, [1, 3])
+    np.testing.assert_array_equal(x, x0)
+    s = data.episode_starts[1]
+    np.testing.assert_array_equal(y[:14], data.expert_action[s : s + 14])
+    change = np.abs(np.diff(y[:14], axis=0, prepend=np.zeros((1, 3)))).sum(1)
+    w = keyframe_weights(data, [1, 3], k=3.0)
+    all_change = np.r_[change, np.abs(np.diff(y[14:], axis=0, prepend=np.zeros((1, 3)))).sum(1)]
+    np.testing.assert_allclose(w[:14], 1 + 3.0 * change / all_change.mean(), rtol=1e-5)
+    assert not np.allclose(y, a0)
+
+
 def test_weighted_fit_follows_the_weighted_frames(key):
     """Frames of weight 0 do not move the fit: a controller is recovered from the frames that
     count even when the others carry wrong actions."""
@@ -127,6 +146,7 @@ def test_evolve_starts_from_the_clone(workdir):
     evolve.main(["c.eqx", "c.json", "c.tsv", "m.eqx", "lat.zarr"])
     metrics = json.loads(Path("c.json").read_text())
     assert metrics["clone_episodes"] == 2 and metrics["clone_frames"] == 50
+    assert metrics["clone_expert_labels"] == 0  # synthetic latents: no labels, driven actions
     rnn, _ = load_model("m.eqx", "mdrnn", MDNRNN)
     x, a = agent_inputs(rnn, read_dataset("lat.zarr"), [1, 3])
     k = yaml.safe_load(Path("params.yaml").read_text())["evolve"]["clone_keyframe"]

@@ -40,6 +40,31 @@ def test_flip_negates_steering_only_and_mirrors_frames(episodes):
     np.testing.assert_array_equal(flip(f).obs, episodes.obs)
 
 
+def test_expert_labels_round_trip_mirror_and_concatenate(tmp_path, episodes):
+    """expert_action (the plain expert's action on each frame) is kept, mirrored like the
+    driven action, and survives concatenation with an empty source; data without labels
+    (collected before session 17) concatenates to no labels rather than to made-up ones."""
+    labels = np.random.default_rng(0).uniform(-1, 1, (episodes.n_frames, 3)).astype(np.float32)
+    episodes.expert_action = labels
+    write_dataset(tmp_path / "d.zarr", episodes)
+    back = read_dataset(tmp_path / "d.zarr")
+    np.testing.assert_array_equal(back.expert_action, labels)
+    f = flip(back)
+    np.testing.assert_array_equal(f.expert_action[:, 0], -labels[:, 0])
+    np.testing.assert_array_equal(f.expert_action[:, 1:], labels[:, 1:])
+    both = concat([back, empty({}), f])
+    np.testing.assert_array_equal(both.expert_action, np.r_[labels, f.expert_action])
+    unlabelled = make_episodes((4,), frames=True)
+    assert concat([back, unlabelled]).expert_action is None
+    episodes.expert_action = labels.copy()
+    episodes.expert_action[3, 1] = np.nan
+    with pytest.raises(DataError, match="'expert_action' has non-finite values"):
+        write_dataset(tmp_path / "nan.zarr", episodes)
+    episodes.expert_action = labels[:, :2].copy()
+    with pytest.raises(DataError, match="'expert_action' is float32\\[87, 2\\]"):
+        write_dataset(tmp_path / "bad.zarr", episodes)
+
+
 def test_concat_shifts_episode_index(episodes):
     both = concat([episodes, episodes])
     assert list(both.lengths) == [30, 12, 45] * 2

@@ -56,6 +56,22 @@ def test_heuristic_drives_and_recovery_leaves_the_road(env):
     assert agg["speed"].max() > plain["speed"].max()
 
 
+def test_the_plain_expert_labels_every_frame_without_changing_the_drive(env):
+    """expert_action[t] is the plain heuristic's action in the state of frame t: equal to the
+    driven action when the plain heuristic drives, different where the recovery driver swerves
+    or the Brownian one wanders, and labelling never changes what was driven."""
+    plain = run_episode(env, HeuristicPolicy("plain"), 20000, 200, expert=HeuristicPolicy("plain"))
+    np.testing.assert_array_equal(plain["expert_action"], plain["action"])
+    for policy in (HeuristicPolicy("recovery"), BrownianPolicy(dt=0.02)):
+        alone = run_episode(env, policy, 20001, 200)
+        ep = run_episode(env, policy, 20001, 200, expert=HeuristicPolicy("plain"))
+        assert "expert_action" not in alone and ep["expert_action"].shape == (200, 3)
+        np.testing.assert_array_equal(ep["action"], alone["action"])
+        np.testing.assert_array_equal(ep["obs"], alone["obs"])
+        assert np.abs(ep["expert_action"] - ep["action"]).max() > 0.3
+        assert np.all(ep["expert_action"] >= LOW) and np.all(ep["expert_action"] <= HIGH)
+
+
 ENV30 = EnvConfig(max_steps=30, episode_timeout_s=120, fast=True, crop_hud=True)
 
 

@@ -128,6 +128,9 @@ def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
 
     latents = read_dataset(path / "data" / "latents" / "r0.zarr", obs=False)
     assert latents.off_road is not None and 0 < latents.off_road.mean() < 1
+    # every collected frame carries the plain expert's label, the clone's target
+    assert latents.expert_action is not None
+    assert latents.expert_action.shape == latents.action.shape  # finite: read_dataset checks
     assert 0.5 <= evolved["offroad_probe_accuracy"] <= 1
     assert 0 <= evolved["dream_offroad_frac"] <= 1
     evaluated = json.loads((path / "metrics" / "evolve" / "r1.json").read_text())  # round '1'

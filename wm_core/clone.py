@@ -18,6 +18,13 @@ and never turns towards the road by itself (RESULTS.md, session 14: -30 on valid
 Keyframe weights (Wen et al. 2021, "Keyframe-Focused Visual Imitation Learning") put the fit
 where repeating fails: frame t counts 1 + k |a_t - a_{t-1}|_1 / mean, the frames where the
 expert changed its action (``evolve.clone_keyframe`` = k; RESULTS.md, session 16).
+
+The targets are the plain expert's labels (``expert_action``, DAgger's relabelling, Ross et al.
+2011) where the data has them, not the logged actions: the recovery and aggressive drivers log
+steering noise, scripted swerves and corners taken too fast, while the plain expert says what
+to do in the same states, including those off the road it never reaches itself (RESULTS.md,
+session 17). h is still computed from the actions that were driven, as the frames followed
+them. Data without labels (collected before session 17) falls back to the logged actions.
 """
 
 from __future__ import annotations
@@ -74,24 +81,34 @@ def _teacher_forced_h(
 def agent_inputs(
     rnn: MDNRNN, data: Episodes, episodes: Sequence[int]
 ) -> tuple[Float[np.ndarray, "N n"], Float[np.ndarray, "N 3"]]:
-    """([z_t, h_t], a_t) for every frame of the given episodes: C's input and the expert's act."""
+    """([z_t, h_t], y_t) for every frame of the given episodes: C's input (h teacher-forced on
+    the driven actions) and its target, clone_targets(data) (the expert's label)."""
     starts, lengths = data.episode_starts[episodes], data.lengths[episodes]
     T = int(lengths.max())
     z = np.zeros((len(episodes), T, data.mu.shape[1]), np.float32)
     a = np.zeros((len(episodes), T, 3), np.float32)
+    y = np.zeros((len(episodes), T, 3), np.float32)
+    target = clone_targets(data)
     for i, (s, n) in enumerate(zip(starts, lengths)):  # zero padding after an episode's end
-        z[i, :n], a[i, :n] = data.mu[s : s + n], data.action[s : s + n]
+        z[i, :n], a[i, :n], y[i, :n] = data.mu[s : s + n], data.action[s : s + n], target[s : s + n]
     h = np.asarray(_teacher_forced_h(rnn, jnp.asarray(z), jnp.asarray(a)))
     valid = np.arange(T)[None, :] < lengths[:, None]
-    return np.concatenate([z, h], axis=-1)[valid], a[valid]
+    return np.concatenate([z, h], axis=-1)[valid], y[valid]
+
+
+def clone_targets(data: Episodes) -> Float[np.ndarray, "N 3"]:
+    """What C is fitted to on each frame: the expert's label if the data has labels, else the
+    logged action."""
+    return data.action if data.expert_action is None else data.expert_action
 
 
 def keyframe_weights(data: Episodes, episodes: Sequence[int], k: float) -> Float[np.ndarray, " N"]:
-    """1 + k |a_t - a_{t-1}|_1 / mean for every frame of the given episodes, in agent_inputs'
-    order (a_{-1} = 0: the agent starts from rest). k = 0: every frame weighs 1."""
-    change = []
+    """1 + k |y_t - y_{t-1}|_1 / mean for every frame of the given episodes, in agent_inputs'
+    order, y = clone_targets(data) (y_{-1} = 0: the agent starts from rest). k = 0: every frame
+    weighs 1."""
+    change, target = [], clone_targets(data)
     for s, n in zip(data.episode_starts[episodes], data.lengths[episodes]):
-        a = data.action[s : s + n]
+        a = target[s : s + n]
         change.append(np.abs(np.diff(a, axis=0, prepend=np.zeros((1, 3), a.dtype))).sum(1))
     change = np.concatenate(change)
     mean = change.mean()
@@ -159,4 +176,5 @@ def clone_controller(
     x, a = agent_inputs(rnn, data, episodes)
     w = keyframe_weights(data, episodes, keyframe)
     ctrl, mse = fit_controller(x, a, rnn.z_dim, rnn.hidden, w)
-    return ctrl, {"clone_episodes": len(episodes), "clone_frames": len(a), "clone_mse": mse}
+    info = {"clone_episodes": len(episodes), "clone_frames": len(a), "clone_mse": mse}
+    return ctrl, info | {"clone_expert_labels": int(data.expert_action is not None)}

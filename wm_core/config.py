@@ -194,7 +194,7 @@ class EvolveConfig:
     members: int  # independent CMA-ES runs whose controllers are averaged (1 = Ha's single C)
     init: str  # 'random': Ha's fresh C; 'clone': C fitted to clone_from's logged actions first
     clone_from: list[str]  # episode_policy label prefixes whose episodes are cloned
-    clone_keyframe: float  # frame weight 1 + k |a_t - a_{t-1}|_1 / mean in the fit (0 = equal)
+    clone_keyframe: float  # frame weight 1 + k |y_t - y_{t-1}|_1 / mean in the fit (0 = equal)
 
     INITS: ClassVar[tuple[str, ...]] = ("random", "clone")
 

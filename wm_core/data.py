@@ -53,6 +53,9 @@ class Episodes:
     mu: Float[np.ndarray, "N z"] | None = None
     log_sigma: Float[np.ndarray, "N z"] | None = None
     off_road: Bool[np.ndarray, " N"] | None = None
+    # the plain heuristic expert's action on each frame, whoever drove (wm_core/rollout.py);
+    # None in datasets collected before session 17: the clone then fits the driven action
+    expert_action: Float[np.ndarray, "N 3"] | None = None
     attrs: dict = field(default_factory=dict)
 
     @property
@@ -91,6 +94,7 @@ def concat(parts: list[Episodes], attrs: dict | None = None) -> Episodes:
         mu=cat("mu"),
         log_sigma=cat("log_sigma"),
         off_road=cat("off_road"),
+        expert_action=cat("expert_action"),
         episode_ends=np.concatenate([p.episode_ends + o for p, o in zip(parts, offsets)]),
         attrs=attrs or {},
     )
@@ -105,6 +109,7 @@ def from_episodes(episodes: list[dict], attrs: dict) -> Episodes:
     if not episodes:
         return empty(attrs)
     cat = lambda k: np.concatenate([e[k] for e in episodes])  # noqa: E731
+    labelled = all("expert_action" in e for e in episodes)
     return Episodes(
         obs=cat("obs").astype(np.uint8),
         action=cat("action").astype(np.float32),
@@ -113,6 +118,7 @@ def from_episodes(episodes: list[dict], attrs: dict) -> Episodes:
         truncated=cat("truncated").astype(bool),
         episode_ends=np.cumsum([len(e["reward"]) for e in episodes]).astype(np.int64),
         seeds=np.array([e["seed"] for e in episodes], np.int64),
+        expert_action=cat("expert_action").astype(np.float32) if labelled else None,
         attrs=attrs,
     )
 
@@ -127,6 +133,7 @@ def empty(attrs: dict) -> Episodes:
         truncated=np.zeros(0, bool),
         episode_ends=np.zeros(0, np.int64),
         seeds=np.zeros(0, np.int64),
+        expert_action=np.zeros((0, 3), np.float32),  # concatenates with labelled datasets
         attrs=attrs,
     )
 
@@ -159,7 +166,8 @@ def write_dataset(path: str | os.PathLike, data: Episodes) -> None:
     _validate(data, str(path))
     with atomic_path(path) as tmp:
         root = zarr.open_group(tmp, mode="w", zarr_format=3)
-        arrays = {k: getattr(data, k) for k in ("obs", "mu", "log_sigma", *STEP_KEYS, "off_road")}
+        names = ("obs", "mu", "log_sigma", *STEP_KEYS, "off_road", "expert_action")
+        arrays = {k: getattr(data, k) for k in names}
         arrays |= {"episode_ends": data.episode_ends, "seeds": data.seeds}
         for name, arr in arrays.items():
             if arr is None:
@@ -195,6 +203,7 @@ def read_dataset(path: str | os.PathLike, *, obs: bool = True) -> Episodes:
             mu=get("mu", required=False),
             log_sigma=get("log_sigma", required=False),
             off_road=get("off_road", required=False),
+            expert_action=get("expert_action", required=False),
             attrs=dict(root.attrs),
         )
     except DataError:
@@ -216,6 +225,7 @@ def _validate(d: Episodes, where: str) -> None:
         "truncated": ((n,), np.bool_),
         "obs": ((n, *FRAME_SHAPE), np.uint8),
         "off_road": ((n,), np.bool_),
+        "expert_action": ((n, 3), np.float32),
     }
     if d.mu is not None:
         expect["mu"] = expect["log_sigma"] = ((n, d.mu.shape[-1]), np.float32)
@@ -240,19 +250,22 @@ def _validate(d: Episodes, where: str) -> None:
         )
     if d.seeds.shape != ends.shape:
         raise DataError(f"dataset {where}: {len(d.seeds)} seeds for {len(ends)} episodes")
-    for name in ("action", "reward", "mu", "log_sigma"):
+    for name in ("action", "reward", "mu", "log_sigma", "expert_action"):
         arr = getattr(d, name)
         if arr is not None and not np.all(np.isfinite(arr)):
             raise DataError(f"dataset {where}: '{name}' has non-finite values")
 
 
 def flip(data: Episodes) -> Episodes:
-    """Mirror frames left-right and negate steering; gas, brake, reward, done unchanged."""
+    """Mirror frames left-right and negate steering (driven and expert's); gas, brake, reward,
+    done unchanged."""
     if data.obs is None:
         raise DataError("flip needs frames")
+    mirror = np.array([-1.0, 1.0, 1.0], np.float32)
     return Episodes(
         obs=np.ascontiguousarray(data.obs[:, :, ::-1, :]),
-        action=data.action * np.array([-1.0, 1.0, 1.0], np.float32),
+        action=data.action * mirror,
+        expert_action=None if data.expert_action is None else data.expert_action * mirror,
         reward=data.reward.copy(),
         terminated=data.terminated.copy(),
         truncated=data.truncated.copy(),

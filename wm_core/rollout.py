@@ -1,6 +1,6 @@
 """Episodes in the real CarRacing-v3, one policy per episode, run in parallel by seed.
 
-A job is ``(policy_spec, seed, max_steps, keep_raw)``; ``policy_spec`` is a small tuple
+A job is ``(policy_spec, seed, max_steps, keep_raw, ...)``; ``policy_spec`` is a small tuple
 (``("random", dt)``, ``("heuristic", mode)``, ``("agent", vae, rnn, ctrl, noise)``) so that
 worker processes can rebuild the policy. Results come back in seed order, so a dataset does
 not depend on the number of workers.
@@ -37,24 +37,37 @@ def make_policy(spec: tuple):
 
 
 def run_episode(
-    env, policy, seed: int, max_steps: int, keep_raw: bool = False, crop_hud: bool = True
+    env,
+    policy,
+    seed: int,
+    max_steps: int,
+    keep_raw: bool = False,
+    crop_hud: bool = True,
+    expert=None,
 ) -> dict:
     """Drive one episode; obs[t] is the frame before action[t], reward[t] is paid for it.
 
     obs[t] is the preprocessed 64x64 frame, which is also what the policy is given. Per frame
     it also records, after the action: off_road, new_tile, the car's speed and skid (some
     wheel's tyre force past twice its friction limit: Box2D's own skid-mark condition).
+    ``expert`` (a policy, e.g. the plain heuristic) labels every frame with the action it
+    would take there, ``expert_action[t]``, whoever drives: the labels the clone learns from
+    (DAgger's relabelling, Ross et al. 2011; wm_core/clone.py).
     """
     obs, _ = env.reset(seed=seed)
     policy.reset(seed, env)
+    if expert is not None:
+        expert.reset(seed, env)
     rec = {
         k: []
         for k in ("obs", "action", "reward", "terminated", "truncated", "off_road", "new_tile")
-        + ("speed", "skid")
+        + ("speed", "skid", "expert_action")
     }
     raw = []
     for t in range(max_steps):
         frame = preprocess(obs, crop_hud)
+        if expert is not None:  # before the driver acts: both see the same state
+            rec["expert_action"].append(expert.act(obs, env, frame))
         a = policy.act(obs, env, frame)
         rec["obs"].append(frame)
         if keep_raw:
@@ -76,6 +89,10 @@ def run_episode(
     out["obs"] = out["obs"].astype(np.uint8)
     out["action"] = out["action"].astype(np.float32)
     out["speed"] = out["speed"].astype(np.float32)
+    if expert is None:
+        del out["expert_action"]
+    else:
+        out["expert_action"] = out["expert_action"].astype(np.float32)
     out["reward"] = out["reward"].astype(np.float32)
     out["seed"] = seed
     out["pred_reward"] = np.asarray(getattr(policy, "pred_reward", []), np.float32)
@@ -94,15 +111,22 @@ def episode_job(
     fast: bool = True,
     crop_hud: bool = True,
     keep_obs: bool = True,
+    label: bool = False,
 ) -> dict:
     if ("env", fast) not in _CACHE:
         _CACHE["env", fast] = make_env(fast=fast)
+    if label and ("expert", "plain") not in _CACHE:
+        from wm_core.policies import HeuristicPolicy
+
+        _CACHE["expert", "plain"] = HeuristicPolicy("plain")
     if spec not in _CACHE:
-        policies = [k for k in _CACHE if k[0] != "env"]
+        policies = [k for k in _CACHE if k[0] not in ("env", "expert")]
         for old in policies[: max(0, len(policies) - 3)]:  # a population: one C per candidate
             del _CACHE[old]
         _CACHE[spec] = make_policy(spec)
-    ep = run_episode(_CACHE["env", fast], _CACHE[spec], seed, max_steps, keep_raw, crop_hud)
+    expert = _CACHE["expert", "plain"] if label else None
+    env = _CACHE["env", fast]
+    ep = run_episode(env, _CACHE[spec], seed, max_steps, keep_raw, crop_hud, expert)
     if not keep_obs:  # scoring only: do not ship ~12 MB of frames per episode back
         del ep["obs"]
     return ep
@@ -116,13 +140,15 @@ def run_episodes(
     desc: str,
     keep_raw: bool = False,
     keep_obs: bool = True,
+    label: bool = False,
 ) -> list[dict]:
     """Run one episode per seed, on ``workers`` processes; results in the order of ``seeds``.
 
     Episodes last at most ``env.max_steps`` frames, on the fast or the stock renderer
     (``env.fast``). An episode that fails, hangs past ``env.episode_timeout_s`` or kills its
     worker raises WorkerError naming its seed (:mod:`wm_core.workers`). ``keep_raw`` also
-    returns the 96x96 frames (for videos); ``keep_obs=False`` drops the 64x64 ones (scoring).
+    returns the 96x96 frames (for videos); ``keep_obs=False`` drops the 64x64 ones (scoring);
+    ``label`` adds the plain heuristic expert's action on every frame (``expert_action``).
     """
     bar = tqdm(total=len(seeds), desc=desc, mininterval=2.0)
     results: dict[int, dict] = {}
@@ -134,7 +160,8 @@ def run_episodes(
         bar.set_postfix(mean_return=f"{np.mean(rets):.1f}")
 
     jobs = [
-        (s, (spec, s, env.max_steps, keep_raw, env.fast, env.crop_hud, keep_obs)) for s in seeds
+        (s, (spec, s, env.max_steps, keep_raw, env.fast, env.crop_hud, keep_obs, label))
+        for s in seeds
     ]
     for seed, ep in run_jobs(episode_job, jobs, workers, desc, env.episode_timeout_s):
         done(seed, ep)
