@@ -3,11 +3,13 @@
 python -m stages.evolve CTRL.eqx METRICS.json CURVE.tsv RNN.eqx LATENTS.zarr [...]
     [--init PREV_CTRL.eqx] [--round K] [--vae VAE.eqx] [--judges JUDGES.eqx]
 
-With ``evolve.init: clone`` (the default) CMA-ES starts from a C fitted to the logged actions of
-``evolve.clone_from``'s episodes, keyframes weighted by ``evolve.clone_keyframe``
+With ``evolve.init: clone`` (the default) CMA-ES starts from a C fitted to the expert's labels
+on ``evolve.clone_from``'s episodes, keyframes weighted by ``evolve.clone_keyframe``
 (wm_core/clone.py), and that clone competes in the final re-scoring; ``random`` starts from a
-fresh C, as Ha did. ``evolve.sigma0`` is CMA-ES's first step around either start: a small one
-keeps the search near the clone, whose real driving the dream cannot see (RESULTS.md, session 16).
+fresh C, as Ha did. ``evolve.sigma0`` is CMA-ES's first step around either start. With 0
+generations (the default since session 17) there is no search: C is the clone, and the metrics
+still give its dream return. CMA-ES from the clone lowered its real score on every draw
+measured, while raising its dream return (RESULTS.md, sessions 16 and 17).
 
 With judges (``rnn.judges`` more Ms, from ``train_rnn --judges``) each C is dreamed
 ``evolve.rollouts`` times in M and in every judge, and its fitness is the worst M's mean: a

@@ -157,3 +157,28 @@ def test_evolve_starts_from_the_clone(workdir):
     got, _ = load_model("c.eqx", "controller", Controller)
     np.testing.assert_allclose(got.linear.weight, want.linear.weight, atol=1e-6)
     np.testing.assert_allclose(got.linear.bias, want.linear.bias, atol=1e-6)
+
+
+def test_zero_generations_keep_the_clone_of_the_experts_labels(workdir):
+    """evolve.generations: 0 (the default since session 17): no search, C is the clone, here
+    fitted to the expert's labels the latents carry; the curve has the one point it can have."""
+    data = read_dataset("lat.zarr")
+    rng = np.random.default_rng(3)
+    data.expert_action = rng.uniform(-1, 1, data.action.shape).astype(np.float32)
+    write_dataset("lat.zarr", data)
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["evolve"] |= {"generations": 0, "sigma0": 0.1}
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    train_rnn.main(["m.eqx", "m.json", "m.tsv", "lat.zarr"])
+    evolve.main(["c.eqx", "c.json", "c.tsv", "m.eqx", "lat.zarr"])
+    metrics = json.loads(Path("c.json").read_text())
+    assert metrics["generations"] == 0 and metrics["clone_expert_labels"] == 1
+    assert np.isfinite(metrics["dream_return"])
+    rnn, _ = load_model("m.eqx", "mdrnn", MDNRNN)
+    x, y = agent_inputs(rnn, data, [1, 3])
+    np.testing.assert_array_equal(y[:25], data.expert_action[data.episode_starts[1] :][:25])
+    w = keyframe_weights(data, [1, 3], params["evolve"]["clone_keyframe"])
+    want, _ = fit_controller(x, y, 8, rnn.hidden, w)
+    got, _ = load_model("c.eqx", "controller", Controller)
+    np.testing.assert_allclose(got.linear.weight, want.linear.weight, atol=1e-6)
+    assert len(Path("c.tsv").read_text().splitlines()) == 2  # header and generation 0

@@ -59,6 +59,7 @@ def test_shipped_params_are_valid(params):
         (lambda r: r["evolve"].update(clone_from="heuristic"), "evolve.clone_from must be a list"),
         (lambda r: r["evolve"].update(clone_from=[None]), r"evolve.clone_from\[0\] must be str"),
         (lambda r: r["evolve"].update(clone_keyframe=-1.0), "evolve.clone_keyframe must be >= 0"),
+        (lambda r: r["evolve"].update(generations=-1), "evolve.generations must be >= 0"),
         (
             lambda r: r["evolve"].update(init="clone", clone_from=[]),
             "evolve.clone_from must be a non-empty list when evolve.init is clone",

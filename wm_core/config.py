@@ -184,8 +184,8 @@ class EvolveConfig:
     popsize: int
     rollouts: int  # dreams per member; fitness is their mean
     sigma0: float
-    generations: int  # round 0
-    round_generations: int  # rounds >= 1, started from the previous round's controller
+    generations: int  # round 0 (0: C is its start, the clone with init: clone)
+    round_generations: int  # rounds >= 1 (0: C is the round's clone with init: clone)
     snapshot_every: int  # resumable: snapshot every N generations (0 = off)
     final_rollouts: int  # re-score each generation's best on this many fresh dreams (0 = off)
     real_check_every: int  # drive the best-so-far C in the real env every N generations (0 = off)
@@ -215,7 +215,7 @@ class EvolveConfig:
         _check(self.members >= 1, "evolve.members", ">= 1")
         _check(self.rollouts >= 1, "evolve.rollouts", ">= 1")
         _check(self.sigma0 > 0, "evolve.sigma0", "> 0")
-        _check(self.generations >= 1, "evolve.generations", ">= 1")
+        _check(self.generations >= 0, "evolve.generations", ">= 0")
         _check(self.round_generations >= 0, "evolve.round_generations", ">= 0")
 
 
