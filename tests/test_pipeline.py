@@ -391,16 +391,24 @@ def test_outputs_are_byte_identical_across_runs_and_worker_counts(repo, tmp_path
     assert differ == []
 
 
-def test_shipped_params_dag_has_round_zero_only_and_rounds_are_one_override_away(tmp_path):
-    """Main's params.yaml runs no on-policy round; `-S '+rounds.1.prev="0"'` adds one."""
+def test_shipped_params_dag_has_one_dagger_round_and_more_are_one_edit_away(tmp_path):
+    """Main's params.yaml runs round 0 and one on-policy (DAgger) round; a second round is one
+    edit away, and `rounds: {}` leaves round 0 alone."""
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(ROOT / name, tmp_path / name)
     sh("git", "init", "-q", cwd=tmp_path)
     sh("dvc", "init", "-q", cwd=tmp_path)
     stages = set(sh("dvc", "stage", "list", "--name-only", cwd=tmp_path).split())
     assert {"train_rnn", "evolve", "score_heuristic", "evaluate"} <= stages
-    assert not any("@" in s for s in stages)
-    text = (tmp_path / "params.yaml").read_text()
-    (tmp_path / "params.yaml").write_text(text.replace("rounds: {}", "rounds: {'1': {prev: '0'}}"))
-    stages = set(sh("dvc", "stage", "list", "--name-only", cwd=tmp_path).split())
     assert {"collect_onpolicy@1", "train_rnn_round@1", "evolve_round@1"} <= stages
+    assert not any(s.endswith("@2") for s in stages)
+    text = (tmp_path / "params.yaml").read_text()
+    shipped = "rounds:\n  '1': {prev: '0'}\n"
+    assert shipped in text
+    two = "rounds: {'1': {prev: '0'}, '2': {prev: '1'}}\n"
+    (tmp_path / "params.yaml").write_text(text.replace(shipped, two))
+    stages = set(sh("dvc", "stage", "list", "--name-only", cwd=tmp_path).split())
+    assert {"collect_onpolicy@2", "train_rnn_round@2", "evolve_round@2"} <= stages
+    (tmp_path / "params.yaml").write_text(text.replace(shipped, "rounds: {}\n"))
+    stages = set(sh("dvc", "stage", "list", "--name-only", cwd=tmp_path).split())
+    assert "evolve" in stages and not any("@" in s for s in stages)
