@@ -192,7 +192,7 @@ class EvolveConfig:
     real_check_episodes: int  # tracks per real check
     real_check_seed0: int  # their seeds: training tracks, disjoint from evaluation's
     members: int  # independent CMA-ES runs whose controllers are averaged (1 = Ha's single C)
-    init: str  # 'random': Ha's fresh C; 'clone': C fitted to clone_from's logged actions first
+    init: str  # 'random': Ha's fresh C; 'clone': C first fitted to the expert's labels (clone.py)
     clone_from: list[str]  # episode_policy label prefixes whose episodes are cloned
     clone_keyframe: float  # frame weight 1 + k |y_t - y_{t-1}|_1 / mean in the fit (0 = equal)
 
