@@ -29,6 +29,7 @@ def _load(name: str):
 
 replay_mod = _load("excursion_replay")
 cross_mod = _load("cross_dream")
+rank_mod = _load("dream_rank")
 
 
 def test_replay_is_blind_to_c_and_the_closed_loop_is_not(key):
@@ -130,3 +131,30 @@ def test_clone_variants_kf_matches_the_stage_and_nosw_drops_the_swerves(key):
     np.testing.assert_allclose(got.linear.weight, want.linear.weight, atol=1e-6)
     assert info["frames"] == 60
     assert variants.variant_fit(rnn, data, "nosw_kf64")[1]["frames"] == 55
+
+
+def test_dream_rank_sample_view_is_the_pipeline_dream_and_mode_is_not(key):
+    rnn = MDNRNN(4, 8, 2, key=key)
+    rnn = eqx.tree_at(lambda m: m.head.bias, rnn, rnn.head.bias.at[-1].set(-20.0))  # no done
+    ctrl = Controller(4, 8, key=jax.random.fold_in(key, 1))
+    data = make_episodes(lengths=(30, 20), z_dim=4, frames=False)
+    starts = sample_starts(data, 6, 5, np.random.default_rng(0), 0.5)
+    probe = (jnp.ones(4), jnp.array(0.0, jnp.float32))
+    ret, off, act = rank_mod.dream_stats(ctrl, rnn, starts, key, probe, 1.25, 15, "sample")
+    flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
+    evo = make_population_returns(ctrl, 1.25, 15)(rnn, flat[None], starts, key)[0]
+    np.testing.assert_allclose(np.asarray(ret), np.asarray(evo), rtol=1e-6, atol=1e-6)
+    assert ret.shape == off.shape == (6,) and act.shape == (6, 3)
+    assert ((0 <= np.asarray(off)) & (np.asarray(off) <= 1)).all()
+    mode, _, _ = rank_mod.dream_stats(ctrl, rnn, starts, key, probe, 1.25, 15, "mode")
+    assert not np.allclose(np.asarray(mode), np.asarray(ret))  # C reads another z
+
+
+def test_dream_rank_constant_controller_and_rank_correlation(key):
+    ctrl = rank_mod.constant_controller((0.25, 1.0, 0.0), 4, 8)
+    a = np.asarray(ctrl(jax.random.normal(key, (4,)), jnp.ones(8)))
+    np.testing.assert_allclose(a, [0.25, 1.0, 0.0], atol=1e-5)
+    with pytest.raises(SystemExit, match="steer in"):
+        rank_mod.constant_controller((1.0, 0.5, 0.0), 4, 8)
+    assert rank_mod.rank_corr([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert rank_mod.rank_corr([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
