@@ -1,9 +1,12 @@
 """VAE training throughput: our JAX/Equinox V vs the same architecture in PyTorch, same run.
 
     pip install -e '.[bench]' && python bench/vae.py [--batch 100] [--steps 20] [--repeats 5]
+        [--autodiff-deconv]
 
 Both train Ha's VAE (4,348,547 parameters) with Adam on the same uint8 batch; the median of
 ``repeats`` timings of ``steps`` steps each is reported. The last line is one JSON object.
+``--autodiff-deconv`` also times our step with XLA's autodiff of the transposed convolutions
+in place of their hand-written backward (``wm_core.conv._conv_transpose2d_bwd``, CPU path).
 """
 
 from __future__ import annotations
@@ -22,14 +25,19 @@ from harness import (  # also puts the repo root on sys.path (wm_core)
 )
 
 
-def bench_jax(obs: np.ndarray, steps: int, repeats: int) -> float:
+def bench_jax(obs: np.ndarray, steps: int, repeats: int, autodiff_deconv: bool = False) -> float:
     import equinox as eqx
     import jax
     import jax.numpy as jnp
     import optax
 
+    import wm_core.vae
+    from wm_core.conv import _conv_transpose2d, conv_transpose2d
     from wm_core.train import make_train_step
     from wm_core.vae import VAE, vae_loss
+
+    # the same forward, differentiated by XLA instead of by our backward (for the comparison)
+    wm_core.vae.conv_transpose2d = _conv_transpose2d.fun if autodiff_deconv else conv_transpose2d
 
     model = VAE(32, key=jax.random.key(0))
     optim = optax.adam(1e-4)
@@ -71,6 +79,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--autodiff-deconv", action="store_true", help="also time autodiff's backward")
     add_torch_args(ap, repeats=5)
     args = ap.parse_args()
     set_torch_threads(args.torch_threads)
@@ -79,6 +88,12 @@ def main() -> None:
     n = args.batch * args.steps
     jax_ips = n / bench_jax(obs, args.steps, args.repeats)
     torch_ips = n / bench_torch(obs, args.steps, args.repeats, device)
+    extra = {}
+    if args.autodiff_deconv:
+        extra["jax_autodiff_deconv_img_per_s"] = round(
+            n / bench_jax(obs, args.steps, args.repeats, autodiff_deconv=True), 1
+        )
+        print(f"JAX with autodiff's transposed-conv backward {extra[next(iter(extra))]:.0f} img/s")
 
     print(
         f"JAX {jax_ips:.0f} img/s, PyTorch {torch_ips:.0f} img/s, ratio {jax_ips / torch_ips:.2f}"
@@ -91,6 +106,7 @@ def main() -> None:
                 "ratio": round(jax_ips / torch_ips, 3),
                 "batch": args.batch,
                 "torch_device": device,
+                **extra,
                 **machine_info(),
             }
         )
