@@ -17,6 +17,11 @@ reads V's posterior mean, and V's posterior sigma (~0.7) is larger than the spre
 python diagnostics/dream_rank.py --rnn models/r0/mdrnn.eqx --latents data/latents/r0.zarr \
     --agent NAME=DIR/r0/controller.eqx:REAL [--agent ...] [--constant 0,1,0 ...] \
     [--see sample|mode|mean] [--temperature 1.25] [--horizon 600] [--dreams 256] [--seed 7]
+    [--memory THE_CS_OWN_M.eqx]
+
+``--memory``: the controllers read the h of this M (theirs), fed their view and actions, while
+``--rnn`` (another M on the same V's latents, e.g. trained on more data) dreams the world, as a
+judge does in ``stages/evolve.py``. With ``see='sample'`` this is the judge's dream.
 """
 
 from __future__ import annotations
@@ -42,17 +47,25 @@ from wm_core.road import fit_probe  # noqa: E402
 SEES = ("sample", "mode", "mean")
 
 
-def _one_dream(ctrl, rnn, z_warm, a_warm, z0, fresh, key, probe, temperature, horizon, see):
+def _one_dream(ctrl, rnn, memory, z_warm, a_warm, z0, fresh, key, probe, temperature, horizon, see):
     """wm_core.dream.dream_return without dropout, with C's view chosen by ``see``; the keys
-    are split exactly as there, so ``see='sample'`` is the pipeline's dream."""
+    are split exactly as there, so ``see='sample'`` is the pipeline's dream. With ``memory``
+    (another M), C reads that M's h, fed C's view and C's actions, while ``rnn`` dreams."""
     _, key = jax.random.split(key)  # dream_return's dropout-mask key (unused without dropout)
-    carry = rnn.warm(z_warm, a_warm)
-    carry = jax.tree.map(lambda x: jnp.where(fresh, jnp.zeros_like(x), x), carry)
+
+    def start(m):
+        carry = m.warm(z_warm, a_warm)
+        return jax.tree.map(lambda x: jnp.where(fresh, jnp.zeros_like(x), x), carry)
+
+    carry = start(rnn)
+    mem = start(memory) if memory is not None else None
 
     def step(state, k):
-        z, view, carry, alive, ret, off, act = state
-        a = ctrl(view, carry[0])
+        z, view, carry, mem, alive, ret, off, act = state
+        a = ctrl(view, carry[0] if memory is None else mem[0])
         carry = rnn.step(z, a, carry)
+        if memory is not None:
+            mem = memory.step(view, a, mem)
         logits, mu, log_sigma, r, d_logit = rnn.heads(carry[0])
         kkey, nkey = jax.random.split(k)  # as wm_core.mdrnn.sample_next
         comp = jax.random.categorical(kkey, logits / temperature, axis=-1)
@@ -69,11 +82,11 @@ def _one_dream(ctrl, rnn, z_warm, a_warm, z0, fresh, key, probe, temperature, ho
         off = off + alive * jax.nn.sigmoid(view @ probe[0] + probe[1])
         act = act + alive * a.at[0].set(jnp.abs(a[0]))  # |steer|, gas, brake
         alive = alive * (d_logit <= 0.0)
-        return (z_next, view, carry, alive, ret, off, act), alive
+        return (z_next, view, carry, mem, alive, ret, off, act), alive
 
     zero = jnp.array(0.0)
-    init = (z0, z0, carry, jnp.array(1.0), zero, zero, jnp.zeros(3))
-    (_, _, _, _, ret, off, act), alive = jax.lax.scan(step, init, jax.random.split(key, horizon))
+    init = (z0, z0, carry, mem, jnp.array(1.0), zero, zero, jnp.zeros(3))
+    (_, _, _, _, _, ret, off, act), alive = jax.lax.scan(step, init, jax.random.split(key, horizon))
     steps = 1.0 + alive[:-1].sum()  # live steps (the terminal one counts)
     return ret, off / horizon, act / steps
 
@@ -88,13 +101,14 @@ def dream_stats(
     temperature: float,
     horizon: int,
     see: str = "sample",
+    memory: MDNRNN | None = None,
 ) -> tuple[Float[Array, " R"], Float[Array, " R"], Float[Array, "R 3"]]:
     """Per dream: return, off-road fraction (probe on C's view, per horizon step) and mean
     (|steer|, gas, brake) over its live steps."""
     keys = jax.random.split(key, starts.z0.shape[0])  # as make_population_returns
 
     def one(zw, aw, z0, fresh, k):
-        return _one_dream(ctrl, rnn, zw, aw, z0, fresh, k, probe, temperature, horizon, see)
+        return _one_dream(ctrl, rnn, memory, zw, aw, z0, fresh, k, probe, temperature, horizon, see)
 
     return jax.vmap(one)(starts.z_warm, starts.a_warm, starts.z0, starts.fresh, keys)
 
@@ -126,7 +140,8 @@ def rank_corr(a, b) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--rnn", required=True)
+    ap.add_argument("--rnn", required=True, help="the M that dreams")
+    ap.add_argument("--memory", help="the Cs' own M, whose h they read (default: --rnn)")
     ap.add_argument("--latents", nargs="+", required=True, help="dream starts (as evolve's)")
     ap.add_argument("--agent", action="append", default=[], help="NAME=CONTROLLER.eqx[:REAL]")
     ap.add_argument("--constant", action="append", default=[], help="steer,gas,brake")
@@ -140,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     rnn, _ = load_model(args.rnn, "mdrnn", MDNRNN)
+    memory = load_model(args.memory, "mdrnn", MDNRNN)[0] if args.memory else None
     data = concat([read_dataset(p) for p in args.latents])
     if data.off_road is None or not 0 < data.off_road.sum() < len(data.off_road):
         raise SystemExit("--latents need 'off_road' labels of both kinds for the probe")
@@ -166,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for name, ctrl, real in agents:
         ret, off, act = map(np.asarray, dream_stats(
-            ctrl, rnn, starts, key, probe, args.temperature, args.horizon, args.see
+            ctrl, rnn, starts, key, probe, args.temperature, args.horizon, args.see, memory
         ))  # fmt: skip
         rows.append((name, real, ret.mean(), off.mean(), act.mean(0)))
         real_s = f"{real:7.1f}" if real is not None else "      -"

@@ -148,6 +148,12 @@ def test_dream_rank_sample_view_is_the_pipeline_dream_and_mode_is_not(key):
     assert ((0 <= np.asarray(off)) & (np.asarray(off) <= 1)).all()
     mode, _, _ = rank_mod.dream_stats(ctrl, rnn, starts, key, probe, 1.25, 15, "mode")
     assert not np.allclose(np.asarray(mode), np.asarray(ret))  # C reads another z
+    # C reading another M's h: the judge's dream of the pipeline (evolve's ``memory``)
+    own = MDNRNN(4, 8, 2, key=jax.random.fold_in(key, 9))
+    judged, _, _ = rank_mod.dream_stats(ctrl, rnn, starts, key, probe, 1.25, 15, "sample", own)
+    evo = make_population_returns(ctrl, 1.25, 15)(rnn, flat[None], starts, key, None, own)[0]
+    np.testing.assert_allclose(np.asarray(judged), np.asarray(evo), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(np.asarray(judged), np.asarray(ret))
 
 
 def test_dream_rank_constant_controller_and_rank_correlation(key):
