@@ -30,6 +30,7 @@ def _load(name: str):
 replay_mod = _load("excursion_replay")
 cross_mod = _load("cross_dream")
 rank_mod = _load("dream_rank")
+reward_mod = _load("reward_calibration")
 
 
 def test_replay_is_blind_to_c_and_the_closed_loop_is_not(key):
@@ -164,3 +165,29 @@ def test_dream_rank_constant_controller_and_rank_correlation(key):
         rank_mod.constant_controller((1.0, 0.5, 0.0), 4, 8)
     assert rank_mod.rank_corr([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert rank_mod.rank_corr([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_reward_calibration_sums_the_head_over_each_real_episode(tmp_path, capsys, key):
+    """The padded, batched pass equals stepping M through each episode alone; the CLI groups
+    mirror images with their originals and prints the correlation over all episodes."""
+    from wm_core.checkpoint import save_model
+    from wm_core.data import write_dataset
+
+    rnn = MDNRNN(4, 8, 2, key=key)
+    data = make_episodes(lengths=(7, 3, 5), z_dim=4, frames=False)
+    real, pred = reward_mod.episode_reward_sums(rnn, data)
+    np.testing.assert_allclose(real, data.episode_returns())
+    for e, (s, n) in enumerate(zip(data.episode_starts, data.lengths)):
+        carry, total = rnn.init_carry(), 0.0
+        for t in range(s, s + n):
+            carry = rnn.step(jnp.asarray(data.mu[t]), jnp.asarray(data.action[t]), carry)
+            total += float(rnn.heads(carry[0])[3])
+        assert abs(pred[e] - total) < 1e-4
+
+    data.attrs["episode_policy"] = ["random", "heuristic/plain", "heuristic/plain/mirrored"]
+    write_dataset(tmp_path / "l.zarr", data)
+    save_model(tmp_path / "m.eqx", rnn, "mdrnn", {"z_dim": 4, "hidden": 8, "mixtures": 2})
+    reward_mod.main(["--rnn", str(tmp_path / "m.eqx"), "--latents", str(tmp_path / "l.zarr")])
+    out = capsys.readouterr().out
+    assert "heuristic/plain" in out and "mirrored" not in out
+    assert "over 3 episodes: rank correlation" in out
