@@ -47,10 +47,14 @@ from wm_core.road import fit_probe  # noqa: E402
 SEES = ("sample", "mode", "mean")
 
 
-def _one_dream(ctrl, rnn, memory, z_warm, a_warm, z0, fresh, key, probe, temperature, horizon, see):
+def _one_dream(
+    ctrl, rnn, memory, z_warm, a_warm, z0, fresh, key, probe, temperature, horizon, see,
+    replay=None,
+):  # fmt: skip
     """wm_core.dream.dream_return without dropout, with C's view chosen by ``see``; the keys
     are split exactly as there, so ``see='sample'`` is the pipeline's dream. With ``memory``
-    (another M), C reads that M's h, fed C's view and C's actions, while ``rnn`` dreams."""
+    (another M), C reads that M's h, fed C's view and C's actions, while ``rnn`` dreams.
+    ``replay`` (horizon, 3): M is fed these actions instead of C's (open loop)."""
     _, key = jax.random.split(key)  # dream_return's dropout-mask key (unused without dropout)
 
     def start(m):
@@ -60,9 +64,12 @@ def _one_dream(ctrl, rnn, memory, z_warm, a_warm, z0, fresh, key, probe, tempera
     carry = start(rnn)
     mem = start(memory) if memory is not None else None
 
-    def step(state, k):
+    def step(state, xs):
+        k, a_replay = xs
         z, view, carry, mem, alive, ret, off, act = state
         a = ctrl(view, carry[0] if memory is None else mem[0])
+        if a_replay is not None:
+            a = a_replay
         carry = rnn.step(z, a, carry)
         if memory is not None:
             mem = memory.step(view, a, mem)
@@ -86,7 +93,8 @@ def _one_dream(ctrl, rnn, memory, z_warm, a_warm, z0, fresh, key, probe, tempera
 
     zero = jnp.array(0.0)
     init = (z0, z0, carry, mem, jnp.array(1.0), zero, zero, jnp.zeros(3))
-    (_, _, _, _, _, ret, off, act), alive = jax.lax.scan(step, init, jax.random.split(key, horizon))
+    xs = (jax.random.split(key, horizon), replay)
+    (_, _, _, _, _, ret, off, act), alive = jax.lax.scan(step, init, xs)
     steps = 1.0 + alive[:-1].sum()  # live steps (the terminal one counts)
     return ret, off / horizon, act / steps
 

@@ -31,6 +31,7 @@ replay_mod = _load("excursion_replay")
 cross_mod = _load("cross_dream")
 rank_mod = _load("dream_rank")
 reward_mod = _load("reward_calibration")
+fidelity_mod = _load("dream_fidelity")
 
 
 def test_replay_is_blind_to_c_and_the_closed_loop_is_not(key):
@@ -191,3 +192,38 @@ def test_reward_calibration_sums_the_head_over_each_real_episode(tmp_path, capsy
     out = capsys.readouterr().out
     assert "heuristic/plain" in out and "mirrored" not in out
     assert "over 3 episodes: rank correlation" in out
+
+
+def test_dream_fidelity_replay_of_c_own_actions_is_its_closed_loop(tmp_path, capsys, key):
+    """Replaying a constant C's own action is its closed-loop dream (same keys, same returns);
+    replaying other actions is not; the teacher-forced sums are reward_calibration's."""
+    from wm_core.checkpoint import save_model
+    from wm_core.data import write_dataset
+
+    rnn = MDNRNN(4, 8, 2, key=key)
+    data = make_episodes(lengths=(9, 6), z_dim=4, frames=False)
+    data.off_road = np.arange(data.n_frames) % 3 == 0
+    horizon, keys = 9, jax.random.split(key, 2)
+    probe = (jnp.ones(4), jnp.array(0.0, jnp.float32))
+    const = rank_mod.constant_controller((0.2, 0.7, 0.0), 4, 8)
+    z, a, real, _ = fidelity_mod.first_steps(data, horizon)
+    np.testing.assert_allclose(real, data.episode_returns(), rtol=1e-6)  # both end by 9
+    own = jnp.broadcast_to(const(jnp.zeros(4), jnp.zeros(8)), a.shape)
+    args = (keys, probe, 1.25, horizon, "sample")
+    _, (o_ret, _, _), (c_ret, _, _) = fidelity_mod.fidelity(const, rnn, jnp.asarray(z), own, *args)
+    np.testing.assert_allclose(np.asarray(o_ret), np.asarray(c_ret), rtol=1e-5, atol=1e-5)
+    r_hat, (o2, _, _), _ = fidelity_mod.fidelity(const, rnn, jnp.asarray(z), jnp.asarray(a), *args)
+    assert not np.allclose(np.asarray(o2), np.asarray(c_ret))
+    valid = np.arange(horizon)[None, :] < data.lengths[:, None]
+    tf = (np.asarray(r_hat) * valid).sum(1)
+    np.testing.assert_allclose(tf, reward_mod.episode_reward_sums(rnn, data)[1], atol=1e-4)
+
+    write_dataset(tmp_path / "l.zarr", data)
+    save_model(tmp_path / "m.eqx", rnn, "mdrnn", {"z_dim": 4, "hidden": 8, "mixtures": 2})
+    save_model(tmp_path / "c.eqx", const, "controller", {"z_dim": 4, "hidden": 8})
+    m, c, lat = (str(tmp_path / f) for f in ("m.eqx", "c.eqx", "l.zarr"))
+    fidelity_mod.main(["--rnn", m, "--controller", c, "--latents", lat, "--probe-latents", lat,
+                       "--horizon", "5"])  # fmt: skip
+    out = capsys.readouterr().out
+    for row in ("real", "teacher-forced", "open loop", "closed loop"):
+        assert row in out
