@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dream_rank import SEES, _one_dream  # noqa: E402
+from reward_calibration import reward_head  # noqa: E402
 
 from wm_core.checkpoint import load_model  # noqa: E402
 from wm_core.controller import Controller  # noqa: E402
@@ -63,7 +64,7 @@ def first_steps(data: Episodes, horizon: int):
 def fidelity(ctrl, rnn, z, a, keys, probe, temperature: float, horizon: int, see: str):
     """-> teacher-forced reward (E,), and per (episode, key): open-loop and closed-loop
     (return, off-road fraction, mean |steer|/gas/brake)."""
-    r_hat = jax.vmap(lambda zs, as_: rnn.unroll(zs, as_)[3])(z, a)  # (E, H)
+    r_hat = reward_head(rnn, z, a)  # (E, H)
 
     def dream(z_seq, a_seq, key, replay):
         no_warm = jnp.zeros((1,) + z_seq.shape[1:]), jnp.zeros((1, 3))

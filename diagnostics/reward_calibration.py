@@ -22,7 +22,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Float
+from jaxtyping import Array, Float
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from wm_core.checkpoint import load_model  # noqa: E402
@@ -31,7 +31,11 @@ from wm_core.mdrnn import MDNRNN  # noqa: E402
 
 
 @eqx.filter_jit
-def _reward_head(rnn: MDNRNN, z, a):
+def reward_head(
+    rnn: MDNRNN, z: Float[Array, "E T z"], a: Float[Array, "E T 3"]
+) -> Float[Array, "E T"]:
+    """The reward head's prediction for each step of each (padded) episode, M teacher-forced
+    from a zero state; step t's read after M has taken (z_t, a_t), as in training."""
     return jax.vmap(lambda zs, as_: rnn.unroll(zs, as_)[3])(z, a)
 
 
@@ -46,7 +50,7 @@ def episode_reward_sums(
     a = np.zeros((len(lengths), T, 3), np.float32)
     for i, (s, n) in enumerate(zip(starts, lengths)):  # padding after the end is masked below
         z[i, :n], a[i, :n] = data.mu[s : s + n], data.action[s : s + n]
-    r_hat = np.asarray(_reward_head(rnn, jnp.asarray(z), jnp.asarray(a)))
+    r_hat = np.asarray(reward_head(rnn, jnp.asarray(z), jnp.asarray(a)))
     valid = np.arange(T)[None, :] < lengths[:, None]
     return data.episode_returns(), (r_hat * valid).sum(axis=1)
 
