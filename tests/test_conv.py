@@ -85,6 +85,20 @@ def test_native_conv2d_matches_im2col_values_and_gradients(stride, h):
     assert_same_gradients(lambda *a: conv2d_lax(*a, stride), lambda *a: conv2d(*a, stride), x, w, b)
 
 
+@pytest.mark.parametrize("k", [5, 6])
+def test_conv_transpose_one_pixel_input_is_its_patch(k):
+    """V's first decoder layer (1 x 1 input) takes the one-matmul route: same values as the
+    scatter definition, same gradients as the native convolution and as the phase form."""
+    from wm_core.conv import _conv_transpose2d
+
+    x, w, b = random_layer(k, (3, 1, 1, 7), k, 4)
+    got = np.asarray(conv_transpose2d(jnp.asarray(x), jnp.asarray(w), jnp.asarray(b)))
+    assert got.shape == (3, k, k, 4)
+    assert np.max(np.abs(got - reference_conv_transpose(x, w, b))) < 1e-4
+    assert_same_gradients(conv_transpose2d_lax, conv_transpose2d, x, w, b)
+    assert_same_gradients(_conv_transpose2d, conv_transpose2d, x, w, b)
+
+
 @pytest.mark.parametrize("k,h", [(5, 1), (5, 5), (6, 13), (6, 30), (3, 4), (4, 7)])
 def test_conv_transpose_hand_written_gradient_matches_autodiff(k, h):
     """The phase-form backward (wm_core.conv._conv_transpose2d_bwd) against autodiff of the

@@ -85,6 +85,14 @@ def conv_transpose2d(
     """
     if native():
         return conv_transpose2d_lax(x, w, b)
+    if x.shape[1:3] == (1, 1):
+        # One input pixel: the output is its patch, x @ w, with nothing to scatter. Autodiff of
+        # this one matmul is the direct backward (dx = g w^T, dw = x^T g), cheaper than the
+        # phase form, which would pad a k = 5 kernel to 6 x 6 (V's first decoder layer).
+        bsz, _, _, ci = x.shape
+        k, _, _, co = w.shape
+        y = x.reshape(bsz, ci) @ w.transpose(2, 0, 1, 3).reshape(ci, k * k * co)
+        return y.reshape(bsz, k, k, co) + b
     return _conv_transpose2d(x, w, b)
 
 
@@ -119,7 +127,8 @@ def _conv_transpose2d_bwd(res, g):
     The output gradient goes space-to-depth once (B, H + t - 1, W + t - 1, 4 Co); then dx is
     t x t shifted slices of it, each times its block of w, and dw the input times each slice:
     2 t^2 matmuls and no (B H W, k k Co) patch matrix. Autodiff of the forward's pads and
-    slices wrote and read that matrix and ran ~1.5x slower on V's two largest layers.
+    slices wrote and read that matrix and ran 1.15-1.6x slower on V's three larger transposed
+    convolutions (BENCHMARKS.md, session 18).
     """
     x, w = res
     bsz, h, wd, ci = x.shape
