@@ -41,7 +41,7 @@ from wm_core.checkpoint import load_model  # noqa: E402
 from wm_core.controller import Controller  # noqa: E402
 from wm_core.data import concat, read_dataset  # noqa: E402
 from wm_core.dream import DreamStarts, sample_starts  # noqa: E402
-from wm_core.mdrnn import MDNRNN  # noqa: E402
+from wm_core.mdrnn import MDNRNN, pick_component  # noqa: E402
 from wm_core.road import fit_probe  # noqa: E402
 
 SEES = ("sample", "mode", "mean")
@@ -74,10 +74,8 @@ def _one_dream(
         if memory is not None:
             mem = memory.step(view, a, mem)
         logits, mu, log_sigma, r, d_logit = rnn.heads(carry[0])
-        kkey, nkey = jax.random.split(k)  # as wm_core.mdrnn.sample_next
-        comp = jax.random.categorical(kkey, logits / temperature, axis=-1)
-        mu_k = jnp.take_along_axis(mu, comp[:, None], axis=-1)[:, 0]
-        sigma_k = jnp.exp(jnp.take_along_axis(log_sigma, comp[:, None], axis=-1)[:, 0])
+        mu_k, sigma_k = pick_component(logits, mu, log_sigma, temperature, k)
+        nkey = jax.random.split(k)[1]  # as wm_core.mdrnn.sample_next
         z_next = mu_k + sigma_k * jnp.sqrt(temperature) * jax.random.normal(nkey, mu_k.shape)
         if see == "sample":
             view = z_next

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
             runs = [fit(p.seed + j, f"{args.model}.j{j}") for j in range(1, p.rnn.judges + 1)]
             z_dim = data.mu.shape[1]
             hp = {"z_dim": z_dim, "hidden": p.rnn.hidden, "mixtures": p.rnn.mixtures}
-            hp["count"] = len(runs)
+            hp |= {"count": len(runs)} | ({"joint": True} if p.rnn.mixture == "joint" else {})
             save_model(args.model, tuple(m for m, _, _ in runs), "mdrnn_judges", hp, config)
             write_json(
                 args.metrics,
@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> None:
                 snaps.clear()
             return
         model, curve, snaps = fit(p.seed, args.model)
-        hp = {"z_dim": model.z_dim, "hidden": model.hidden, "mixtures": model.mixtures}
-        save_model(args.model, model, "mdrnn", hp, config)
+        save_model(args.model, model, "mdrnn", model.hparams, config)
         write_json(args.metrics, final(curve) | {"steps": steps, "frames": data.n_frames})
         write_tsv(args.curve, curve)
         snaps.clear()

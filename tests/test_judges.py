@@ -84,3 +84,22 @@ def test_evolve_scores_c_by_the_worst_m_and_no_judges_changes_nothing(workdir):
     with pytest.raises(SystemExit):
         run("bad", "--judges", "small.eqx")
     assert not Path("bad.eqx").exists() and not Path("bad.json").exists()
+
+
+def test_joint_mixture_goes_through_train_rnn_judges_and_evolve(workdir):
+    """rnn.mixture: joint reaches the checkpoints (M and judges) and evolve dreams in it; the
+    factored M of the same seed is another model (not a relabelled one)."""
+    path, use = workdir
+    use(rnn={"mixture": "joint"}, evolve={"generations": 1})
+    train_rnn.main(["mj.eqx", "mj.json", "mj.tsv", "lat.zarr"])
+    train_rnn.main(["jj.eqx", "jj.json", "jj.tsv", "lat.zarr", "--judges"])
+    m, header = load_model("mj.eqx", "mdrnn", MDNRNN)
+    judges, jheader = load_model("jj.eqx", "mdrnn_judges", judges_skeleton)
+    assert m.joint and header["hparams"]["joint"] and all(j.joint for j in judges)
+    assert m.heads(m.init_carry()[0])[0].shape == (1, 2)  # one set of weights for all of z
+    evolve.main(["c.eqx", "c.json", "c.tsv", "mj.eqx", "lat.zarr", "--judges", "jj.eqx"])
+    out = json.loads(Path("c.json").read_text())
+    assert np.isfinite(out["dream_return"]) and len(out["dream_return_by_m"]) == 3
+    use(rnn={"mixture": "factored"})
+    train_rnn.main(["mf.eqx", "mf.json", "mf.tsv", "lat.zarr"])
+    assert not load_model("mf.eqx", "mdrnn", MDNRNN)[0].joint

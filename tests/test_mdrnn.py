@@ -12,6 +12,7 @@ from wm_core.train import SeqData, fit_mdrnn, mdrnn_loss, sample_windows
 CFG = RNNConfig(
     hidden=16,
     mixtures=3,
+    mixture="factored",
     seq_len=10,
     batch_size=4,
     lr=1e-3,
@@ -146,3 +147,43 @@ def test_training_dropout_depends_on_the_key_only_when_on(key):
     assert mdrnn_loss(rnn, batch, CFG, key)[0] == mdrnn_loss(rnn, batch, CFG, k2)[0]
     drop = dataclasses.replace(CFG, dropout=0.3)
     assert mdrnn_loss(rnn, batch, drop, key)[0] != mdrnn_loss(rnn, batch, drop, k2)[0]
+
+
+def test_joint_mixture_shares_one_component_across_dimensions(key):
+    """joint=True: logits (1, K); its log-likelihood is log sum_k pi_k prod_d N(z_d), over z,
+    and a sample takes one component for every dimension, at any temperature."""
+    rnn = MDNRNN(4, 16, 3, joint=True, key=key)
+    logits, mu, log_sigma, r, d = rnn.unroll(jnp.zeros((7, 4)), jnp.zeros((7, 3)))
+    assert logits.shape == (7, 1, 3) and mu.shape == log_sigma.shape == (7, 4, 3)
+    assert rnn.head.out_features == 3 + 2 * 4 * 3 + 2
+    lg, m, ls = logits[0], mu[0], log_sigma[0]
+    z = jnp.array([0.3, -1.0, 2.0, 0.1])
+    log_n = jax.scipy.stats.norm.logpdf(z[:, None], m, jnp.exp(ls)).sum(0)  # (K,)
+    want = jax.nn.logsumexp(jax.nn.log_softmax(lg[0]) + log_n) / 4
+    assert abs(float(mdn_logprob(lg, m, ls, z)) - float(want)) < 1e-5
+    # far-apart components with no spread: a draw must equal one component's means exactly
+    means = jnp.array([[-10.0, 0.0, 10.0]] * 4) * jnp.arange(1, 5)[:, None]
+    draws = jax.vmap(
+        lambda k: sample_next(jnp.zeros((1, 3)), means, jnp.full((4, 3), -7.0), 1.5, k)
+    )(jax.random.split(key, 200))
+    comp = np.asarray(jnp.round(draws / (10.0 * jnp.arange(1, 5)))).astype(int)  # -1, 0, 1
+    assert (comp == comp[:, :1]).all() and len(np.unique(comp[:, 0])) == 3
+    # the factored form, same draws: dimensions pick their components independently
+    fact = jax.vmap(
+        lambda k: sample_next(jnp.zeros((4, 3)), means, jnp.full((4, 3), -7.0), 1.5, k)
+    )(jax.random.split(key, 200))
+    fcomp = np.asarray(jnp.round(fact / (10.0 * jnp.arange(1, 5)))).astype(int)
+    assert (fcomp != fcomp[:, :1]).any()
+
+
+def test_joint_mixture_trains_and_round_trips(tmp_path, key):
+    data = make_episodes(lengths=(30, 12), z_dim=4, frames=False)
+    init = MDNRNN(4, CFG.hidden, CFG.mixtures, joint=True, key=key)
+    model, curve = fit_mdrnn(CFG, data, 3, key=key, init=init)
+    assert model.joint and all(np.isfinite(r["loss"]) for r in curve)
+    assert curve[-1]["loss"] < curve[0]["loss"]
+    save_model(tmp_path / "m.eqx", model, "mdrnn", model.hparams)
+    back, header = load_model(tmp_path / "m.eqx", "mdrnn", MDNRNN)
+    assert header["hparams"]["joint"] is True and eqx.tree_equal(model, back)
+    factored = MDNRNN(4, 16, 3, key=key)
+    assert "joint" not in factored.hparams  # factored checkpoints keep their old header

@@ -132,6 +132,7 @@ class VAEConfig:
 class RNNConfig:
     hidden: int
     mixtures: int
+    mixture: str  # 'factored': Ha's mixture per latent dimension; 'joint': one over all of z
     seq_len: int
     batch_size: int
     lr: float
@@ -147,7 +148,10 @@ class RNNConfig:
     log_every: int
     snapshot_every: int  # resumable: snapshot every N steps (0 = off); results do not change
 
+    MIXTURES: ClassVar[tuple[str, ...]] = ("factored", "joint")
+
     def __post_init__(self):
+        _check(self.mixture in self.MIXTURES, "rnn.mixture", f"one of {', '.join(self.MIXTURES)}")
         for k in ("hidden", "mixtures", "seq_len", "batch_size", "steps", "log_every"):
             _check(getattr(self, k) >= 1, f"rnn.{k}", ">= 1")
         _check(self.round_steps >= 0, "rnn.round_steps", ">= 0")

@@ -1,7 +1,11 @@
 """M: an MDN-RNN. LSTM over [z_t, a_t]; from h_{t+1} it predicts z_{t+1}, r_t and done_t.
 
-* z_{t+1}: a K-component Gaussian mixture **per latent dimension** (Ha's factored form,
-  output z*K*3), so each dimension has its own mixture weights.
+* z_{t+1}: a K-component Gaussian mixture. ``joint=False`` (Ha's factored form): one mixture
+  **per latent dimension**, each with its own weights, so a sample picks a component for each
+  of z's dimensions independently. ``joint=True`` (ctallec's form): K diagonal Gaussians over
+  the whole of z with one set of weights, so a sample is one coherent frame-to-be (one
+  component for all dimensions). In both, the head's logits have shape (G, K): G = z
+  (factored) or 1 (joint); sampling and the log-likelihood broadcast over G.
 * r_t: the reward the env pays for a_t (a scalar regression head, trained with an asymmetric
   squared error that punishes over-prediction: the design's anti-"delusion" loss).
 * done_t: a logit for "the episode terminated after a_t" (lap end, left the playfield).
@@ -34,12 +38,22 @@ class MDNRNN(eqx.Module):
     z_dim: int = eqx.field(static=True)
     mixtures: int = eqx.field(static=True)
     hidden: int = eqx.field(static=True)
+    joint: bool = eqx.field(static=True)
 
-    def __init__(self, z_dim: int, hidden: int, mixtures: int, *, key: PRNGKeyArray):
+    def __init__(
+        self, z_dim: int, hidden: int, mixtures: int, joint: bool = False, *, key: PRNGKeyArray
+    ):
         ckey, hkey = jax.random.split(key)
-        self.z_dim, self.hidden, self.mixtures = z_dim, hidden, mixtures
+        self.z_dim, self.hidden, self.mixtures, self.joint = z_dim, hidden, mixtures, joint
         self.cell = eqx.nn.LSTMCell(z_dim + 3, hidden, key=ckey)
-        self.head = eqx.nn.Linear(hidden, 3 * z_dim * mixtures + 2, key=hkey)
+        n_logits = mixtures if joint else z_dim * mixtures
+        self.head = eqx.nn.Linear(hidden, n_logits + 2 * z_dim * mixtures + 2, key=hkey)
+
+    @property
+    def hparams(self) -> dict:
+        """The constructor's arguments, for the checkpoint header."""
+        hp = {"z_dim": self.z_dim, "hidden": self.hidden, "mixtures": self.mixtures}
+        return hp | ({"joint": True} if self.joint else {})  # factored files as they were
 
     def init_carry(self) -> tuple[Float[Array, " h"], Float[Array, " h"]]:
         return jnp.zeros(self.hidden), jnp.zeros(self.hidden)
@@ -55,15 +69,19 @@ class MDNRNN(eqx.Module):
         return self.cell(x, carry)
 
     def heads(self, h: Float[Array, " h"]):
-        """-> logits (z, K), mu (z, K), log_sigma (z, K), reward (), done_logit ()."""
+        """-> logits (G, K), mu (z, K), log_sigma (z, K), reward (), done_logit ();
+        G = z (factored) or 1 (joint)."""
         return self._split_heads(self.head(h))
 
     def _split_heads(self, out: Float[Array, "... o"]):
-        """The head's output (..., 3zK + 2) -> (logits, mu, log_sigma) (..., z, K), r, done."""
-        zk, lead = self.z_dim * self.mixtures, out.shape[:-1]
-        logits, mu, log_sigma = (
-            out[..., i * zk : (i + 1) * zk].reshape(*lead, self.z_dim, self.mixtures)
-            for i in range(3)
+        """The head's output (..., GK + 2zK + 2) -> logits (..., G, K), (mu, log_sigma)
+        (..., z, K), r, done."""
+        k, zk, lead = self.mixtures, self.z_dim * self.mixtures, out.shape[:-1]
+        g = 1 if self.joint else self.z_dim
+        logits = out[..., : g * k].reshape(*lead, g, k)
+        mu, log_sigma = (
+            out[..., g * k + i * zk : g * k + (i + 1) * zk].reshape(*lead, self.z_dim, k)
+            for i in range(2)
         )
         log_sigma = jnp.clip(log_sigma, LOG_SIGMA_MIN, LOG_SIGMA_MAX)
         return logits, mu, log_sigma, out[..., -2], out[..., -1]
@@ -102,11 +120,11 @@ class MDNRNN(eqx.Module):
 
 
 def judges_skeleton(
-    z_dim: int, hidden: int, mixtures: int, count: int, *, key: PRNGKeyArray
+    z_dim: int, hidden: int, mixtures: int, count: int, joint: bool = False, *, key: PRNGKeyArray
 ) -> tuple[MDNRNN, ...]:
     """``count`` Ms of one shape (the file format of rnn.judges; weights come from the file)."""
     return tuple(
-        MDNRNN(z_dim, hidden, mixtures, key=jax.random.fold_in(key, j)) for j in range(count)
+        MDNRNN(z_dim, hidden, mixtures, joint, key=jax.random.fold_in(key, j)) for j in range(count)
     )
 
 
@@ -123,18 +141,25 @@ def dropout_masks(rnn: MDNRNN, p: float, key: PRNGKeyArray):
 
 
 def mdn_logprob(
-    logits: Float[Array, "z K"],
+    logits: Float[Array, "G K"],
     mu: Float[Array, "z K"],
     log_sigma: Float[Array, "z K"],
     z_next: Float[Array, " z"],
 ) -> Float[Array, ""]:
-    """Mean over dimensions of log p(z_next) under the per-dimension mixtures (log-sum-exp)."""
+    """log p(z_next) per dimension (divided by z, so both forms read on one scale).
+
+    G = z: the per-dimension mixtures' log-likelihoods, averaged. G = 1: the joint mixture,
+    log sum_k pi_k prod_d N(z_d; mu_dk, sigma_dk), over z.
+    """
     log_n = (
         -0.5 * ((z_next[:, None] - mu) / jnp.exp(log_sigma)) ** 2
         - log_sigma
         - 0.5 * jnp.log(2 * jnp.pi)
-    )
-    return jax.nn.logsumexp(jax.nn.log_softmax(logits, axis=-1) + log_n, axis=-1).mean()
+    )  # (z, K)
+    groups = logits.shape[0]
+    log_n = log_n.reshape(groups, -1, log_n.shape[-1]).sum(1)  # (G, K): dims sharing weights
+    per_group = jax.nn.logsumexp(jax.nn.log_softmax(logits, axis=-1) + log_n, axis=-1)
+    return per_group.sum() / mu.shape[0]
 
 
 def asymmetric_sq_error(
@@ -146,10 +171,25 @@ def asymmetric_sq_error(
 
 
 def sample_next(logits, mu, log_sigma, temperature: float, key: PRNGKeyArray) -> Float[Array, " z"]:
-    """Sample z_{t+1} with Ha's temperature: pick a component per dimension from
-    softmax(logits / tau), then draw from N(mu, (sigma * sqrt(tau))^2)."""
-    kkey, nkey = jax.random.split(key)
-    k = jax.random.categorical(kkey, logits / temperature, axis=-1)  # (z,)
-    mu_k = jnp.take_along_axis(mu, k[:, None], axis=-1)[:, 0]
-    sigma_k = jnp.exp(jnp.take_along_axis(log_sigma, k[:, None], axis=-1)[:, 0])
+    """Sample z_{t+1} with Ha's temperature: pick a component from softmax(logits / tau), per
+    dimension (logits (z, K)) or one for all of z (logits (1, K)), then draw from
+    N(mu, (sigma * sqrt(tau))^2)."""
+    mu_k, sigma_k = pick_component(logits, mu, log_sigma, temperature, key)
+    nkey = jax.random.split(key)[1]
     return mu_k + sigma_k * jnp.sqrt(temperature) * jax.random.normal(nkey, mu_k.shape)
+
+
+def pick_component(
+    logits: Float[Array, "G K"],
+    mu: Float[Array, "z K"],
+    log_sigma: Float[Array, "z K"],
+    temperature: float,
+    key: PRNGKeyArray,
+) -> tuple[Float[Array, " z"], Float[Array, " z"]]:
+    """The (mu, sigma) of the component drawn from softmax(logits / tau) (``sample_next``'s
+    first half, with the same key use)."""
+    kkey = jax.random.split(key)[0]
+    k = jax.random.categorical(kkey, logits / temperature, axis=-1)  # (G,)
+    k = jnp.broadcast_to(k[:, None], (mu.shape[0], 1)) if k.shape[0] == 1 else k[:, None]
+    mu_k = jnp.take_along_axis(mu, k, axis=-1)[:, 0]
+    return mu_k, jnp.exp(jnp.take_along_axis(log_sigma, k, axis=-1)[:, 0])

@@ -217,7 +217,9 @@ def fit_mdrnn(
     model = (
         init
         if init is not None
-        else MDNRNN(data.mu.shape[1], cfg.hidden, cfg.mixtures, key=init_key)
+        else MDNRNN(
+            data.mu.shape[1], cfg.hidden, cfg.mixtures, cfg.mixture == "joint", key=init_key
+        )
     )
     seq = SeqData.from_episodes(data)
     optim = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adam(cfg.lr))
