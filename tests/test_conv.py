@@ -58,16 +58,21 @@ def test_conv2d_matches_lax(stride, h):
     assert np.max(np.abs(np.asarray(conv2d(x, w, b, stride)) - np.asarray(want))) < 1e-4
 
 
-def test_on_cpu_the_layers_trace_to_im2col_not_native_convolutions():
-    """The pipeline's CPU outputs come from the im2col forms; the native ones only off CPU."""
+def test_on_cpu_the_layers_avoid_xlas_strided_and_dilated_convolutions():
+    """The pipeline's CPU outputs come from the im2col / phase forms; XLA's native strided and
+    input-dilated convolutions (slow to differentiate on CPU) only off CPU. Even-k transposed
+    convolutions do use a native *stride-1, undilated* convolution for their four phases."""
     if jax.default_backend() != "cpu":
         pytest.skip("checks the CPU path")
     x, b = jnp.zeros((1, 9, 9, 3)), jnp.zeros(8)
     for layer, w in ((lambda x, w, b: conv2d(x, w, b, 2), jnp.zeros((4, 4, 3, 8))),
                      (conv_transpose2d, jnp.zeros((5, 5, 3, 8)))):  # fmt: skip
         assert "conv_general_dilated" not in str(jax.make_jaxpr(layer)(x, w, b))
+    even = str(jax.make_jaxpr(conv_transpose2d)(x, jnp.zeros((6, 6, 3, 8)), b))
+    assert "conv_general_dilated" in even
+    assert "lhs_dilation=(2" not in even and "window_strides=(2" not in even
     native_jaxpr = str(jax.make_jaxpr(conv_transpose2d_lax)(x, jnp.zeros((5, 5, 3, 8)), b))
-    assert "conv_general_dilated" in native_jaxpr and not native()
+    assert "lhs_dilation=(2" in native_jaxpr and not native()
 
 
 @pytest.mark.parametrize("k,h", [(5, 1), (5, 5), (6, 13), (4, 7)])

@@ -9,9 +9,10 @@ the default backend at trace time, so every pipeline output made on CPU is uncha
 
 * ``conv2d``: cross-correlation, VALID padding, any stride (as ``torch.nn.Conv2d``).
 * ``conv_transpose2d``: out[2i + j] += x[i] * w[j] (as ``torch.nn.ConvTranspose2d``,
-  stride 2, padding 0), computed as one matmul per input pixel plus a col2im scatter done by
-  output phase, so no inserted zeros are multiplied (a sub-pixel formulation multiplies
-  13x more than needed on the 1x1 -> 5x5 layer).
+  stride 2, padding 0), computed by output phase so no inserted zeros are multiplied (a
+  sub-pixel formulation multiplies 13x more than needed on the 1x1 -> 5x5 layer): odd kernels
+  as one matmul per input pixel plus a col2im scatter; even kernels, whose four phases all have
+  (k/2)^2 taps, as one stride-1 convolution with 4 Co outputs and a depth-to-space shuffle.
 
 Weights are ``(kh, kw, c_in, c_out)``; inputs ``(B, H, W, C)``.
 """
@@ -96,11 +97,38 @@ def conv_transpose2d(
     return _conv_transpose2d(x, w, b)
 
 
+def _phase_kernel(w: Float[Array, "k k Ci Co"]) -> tuple[Float[Array, "t t Ci 4Co"], int]:
+    """w split by output phase: tap j = 2p + phase -> [p, q, ci, (phase_y, phase_x, co)],
+    zero-padded to 2t x 2t taps when k is odd."""
+    k, _, ci, co = w.shape
+    t = (k + 1) // 2
+    wp = jnp.pad(w, ((0, 2 * t - k), (0, 2 * t - k), (0, 0), (0, 0)))
+    return wp.reshape(t, 2, t, 2, ci, co).transpose(0, 2, 4, 1, 3, 5).reshape(t, t, ci, 4 * co), t
+
+
+def _depth_to_space(y, k: int, h: int, wd: int):
+    """(B, M, N, 4 Co) phase images -> (B, 2M, 2N, Co), cropped to the output's (H-1)*2 + k."""
+    bsz, m, n, c4 = y.shape
+    co = c4 // 4
+    y = y.reshape(bsz, m, n, 2, 2, co).transpose(0, 1, 3, 2, 4, 5).reshape(bsz, 2 * m, 2 * n, co)
+    return y[:, : (h - 1) * 2 + k, : (wd - 1) * 2 + k]
+
+
 @jax.custom_vjp
 def _conv_transpose2d(x, w, b):
     bsz, h, wd, ci = x.shape
     k, _, _, co = w.shape
     t = (k + 1) // 2
+    if k % 2 == 0:
+        # Even k: the phase kernels hold no padded taps, so each phase image is a stride-1
+        # correlation of x (padded by t - 1) with the flipped phase kernel, and XLA:CPU's
+        # stride-1 convolution beats matmul + col2im (V's two 6 x 6 layers: 115 -> 63 and
+        # 49 -> 22 ms forward + backward at batch 64; BENCHMARKS.md, session 22).
+        wp, _ = _phase_kernel(w)
+        y = jax.lax.conv_general_dilated(
+            x, wp[::-1, ::-1], (1, 1), [(t - 1, t - 1)] * 2, dimension_numbers=_NHWC
+        )
+        return _depth_to_space(y, k, h, wd) + b
     y = x.reshape(-1, ci) @ w.transpose(2, 0, 1, 3).reshape(ci, k * k * co)
     y = y.reshape(bsz, h, wd, k, k, co)
     y = jnp.pad(y, ((0, 0),) * 3 + ((0, 2 * t - k), (0, 2 * t - k), (0, 0)))
@@ -112,9 +140,7 @@ def _conv_transpose2d(x, w, b):
         for p in range(t)
         for q in range(t)
     )  # (B, H + t - 1, W + t - 1, phase_y, phase_x, Co)
-    m, n = h + t - 1, wd + t - 1
-    out = phases.transpose(0, 1, 3, 2, 4, 5).reshape(bsz, 2 * m, 2 * n, co)
-    return out[:, : (h - 1) * 2 + k, : (wd - 1) * 2 + k] + b
+    return _depth_to_space(phases.reshape(bsz, h + t - 1, wd + t - 1, 4 * co), k, h, wd) + b
 
 
 def _conv_transpose2d_fwd(x, w, b):
@@ -128,24 +154,31 @@ def _conv_transpose2d_bwd(res, g):
     t x t shifted slices of it, each times its block of w, and dw the input times each slice:
     2 t^2 matmuls and no (B H W, k k Co) patch matrix. Autodiff of the forward's pads and
     slices wrote and read that matrix and ran 1.15-1.6x slower on V's three larger transposed
-    convolutions (BENCHMARKS.md, session 18).
+    convolutions (BENCHMARKS.md, session 18). dx is one stride-1 correlation when the output
+    gradient has fewer channels than x (4 Co < Ci: V's last layer, 32 -> 3), where XLA:CPU's
+    convolution beats the t^2 thin matmuls; with more it loses (session 22).
     """
     x, w = res
     bsz, h, wd, ci = x.shape
     k, _, _, co = w.shape
-    t = (k + 1) // 2
+    wp, t = _phase_kernel(w)
     m, n = h + t - 1, wd + t - 1
     g = jnp.pad(g, ((0, 0), (0, 2 * m - g.shape[1]), (0, 2 * n - g.shape[2]), (0, 0)))
     g = g.reshape(bsz, m, 2, n, 2, co).transpose(0, 1, 3, 2, 4, 5).reshape(bsz, m, n, 4 * co)
-    wp = jnp.pad(w, ((0, 2 * t - k), (0, 2 * t - k), (0, 0), (0, 0)))
-    wp = wp.reshape(t, 2, t, 2, ci, co).transpose(0, 2, 4, 1, 3, 5).reshape(t, t, ci, 4 * co)
     xf = x.reshape(-1, ci)
-    dx = jnp.zeros_like(x)
+    native_dx = 4 * co < ci
+    if native_dx:
+        dx = jax.lax.conv_general_dilated(
+            g, wp.transpose(0, 1, 3, 2), (1, 1), "VALID", dimension_numbers=_NHWC
+        )
+    else:
+        dx = jnp.zeros_like(x)
     dwp = []
     for p in range(t):
         for q in range(t):
             s = g[:, p : p + h, q : q + wd]  # the output phases that input pixel i feeds via p
-            dx = dx + s @ wp[p, q].T
+            if not native_dx:
+                dx = dx + s @ wp[p, q].T
             dwp.append(xf.T @ s.reshape(-1, 4 * co))
     dw = jnp.stack(dwp).reshape(t, t, ci, 2, 2, co).transpose(0, 3, 1, 4, 2, 5)
     dw = dw.reshape(2 * t, 2 * t, ci, co)[:k, :k]
