@@ -104,15 +104,20 @@ def test_conv_transpose_one_pixel_input_is_its_patch(k):
     assert_same_gradients(_conv_transpose2d, conv_transpose2d, x, w, b)
 
 
-@pytest.mark.parametrize("k,h", [(5, 1), (5, 5), (6, 13), (6, 30), (3, 4), (4, 7)])
-def test_conv_transpose_hand_written_gradient_matches_autodiff(k, h):
+@pytest.mark.parametrize(
+    "k,h,ci,co",
+    [(5, 1, 4, 6), (5, 5, 4, 6), (6, 13, 4, 6), (6, 30, 4, 6), (3, 4, 4, 6), (4, 7, 4, 6),
+     (6, 9, 32, 3), (5, 6, 13, 3)],
+)  # fmt: skip
+def test_conv_transpose_hand_written_gradient_matches_autodiff(k, h, ci, co):
     """The phase-form backward (wm_core.conv._conv_transpose2d_bwd) against autodiff of the
-    same forward, on non-square inputs and odd and even kernels, to float32 rounding."""
+    same forward, on non-square inputs and odd and even kernels, to float32 rounding. The last
+    two cases have 4 Co < Ci (V's last layer, 32 -> 3): dx as one stride-1 convolution."""
     from wm_core.conv import _conv_transpose2d
 
-    x, w, b = random_layer(k * 1000 + h, (3, h, h + 3, 4), k, 6)
+    x, w, b = random_layer(k * 1000 + h, (3, h, h + 3, ci), k, co)
     args = [jnp.asarray(a) for a in (x, w, b)]
-    loss = lambda f: lambda *a: jnp.sum(jnp.sin(f(*a)) * jnp.arange(6.0))  # noqa: E731
+    loss = lambda f: lambda *a: jnp.sum(jnp.sin(f(*a)) * jnp.arange(float(co)))  # noqa: E731
     got = jax.grad(loss(_conv_transpose2d), (0, 1, 2))(*args)
     want = jax.grad(loss(_conv_transpose2d.fun), (0, 1, 2))(*args)
     for a, c in zip(got, want):
