@@ -112,7 +112,7 @@ def test_conv_transpose_one_pixel_input_is_its_patch(k):
 def test_conv_transpose_hand_written_gradient_matches_autodiff(k, h, ci, co):
     """The phase-form backward (wm_core.conv._conv_transpose2d_bwd) against autodiff of the
     same forward, on non-square inputs and odd and even kernels, to float32 rounding. The last
-    two cases have 4 Co < Ci (V's last layer, 32 -> 3): dx as one stride-1 convolution."""
+    two cases have 4 Co < Ci (V's last layer, 32 -> 3): dx and dw from one patch matrix."""
     from wm_core.conv import _conv_transpose2d
 
     x, w, b = random_layer(k * 1000 + h, (3, h, h + 3, ci), k, co)
@@ -123,3 +123,18 @@ def test_conv_transpose_hand_written_gradient_matches_autodiff(k, h, ci, co):
     for a, c in zip(got, want):
         assert a.shape == c.shape
         assert np.max(np.abs(np.asarray(a) - np.asarray(c))) < 1e-5 * (1 + np.abs(c).max())
+
+
+@pytest.mark.parametrize(
+    "k,h,ci,co",
+    [(4, 64, 3, 8), (4, 31, 32, 6), (4, 14, 2, 40), (4, 6, 16, 4), (2, 9, 5, 3), (6, 13, 4, 7)],
+)
+def test_strided_conv_hand_written_gradient_matches_native(k, h, ci, co):
+    """Stride 2, even k (V's encoder): dx as a transposed convolution of the output gradient,
+    dw one matmul with the patches, either contraction order (wm_core.conv._weight_grad: patch
+    width 16 Ci above and below 2 Co) against XLA's own strided convolution; odd and even
+    sizes, non-square inputs whose last row or column no output reads."""
+    x, w, b = random_layer(k * 1000 + h, (3, h, h + 3, ci), k, co)
+    want = conv2d_lax(x, w, b, 2)
+    assert np.max(np.abs(np.asarray(conv2d(x, w, b, 2) - want))) < 1e-4 * (1 + np.abs(want).max())
+    assert_same_gradients(lambda *a: conv2d_lax(*a, 2), lambda *a: conv2d(*a, 2), x, w, b)

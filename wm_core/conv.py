@@ -7,7 +7,9 @@ The im2col forms are for XLA:CPU; on an accelerator ``conv2d`` and ``conv_transp
 XLA's native convolutions (cuDNN on a GPU; the im2col forms were not timed there), chosen by
 the default backend at trace time, so every pipeline output made on CPU is unchanged:
 
-* ``conv2d``: cross-correlation, VALID padding, any stride (as ``torch.nn.Conv2d``).
+* ``conv2d``: cross-correlation, VALID padding, any stride (as ``torch.nn.Conv2d``). Stride 2
+  with an even kernel (V's encoder) has a hand-written backward: dx is the transposed
+  convolution of the output gradient (the phase form below), dw one matmul with the patches.
 * ``conv_transpose2d``: out[2i + j] += x[i] * w[j] (as ``torch.nn.ConvTranspose2d``,
   stride 2, padding 0), computed by output phase so no inserted zeros are multiplied (a
   sub-pixel formulation multiplies 13x more than needed on the 1x1 -> 5x5 layer): odd kernels
@@ -49,7 +51,69 @@ def conv2d(
     if native():
         return conv2d_lax(x, w, b, stride)
     k, _, ci, co = w.shape
+    if stride == 2 and k % 2 == 0:
+        return _conv2d_s2(x, w, b)
     return _patches(x, k, stride) @ w.reshape(k * k * ci, co) + b
+
+
+@jax.custom_vjp
+def _conv2d_s2(x, w, b):
+    return _conv2d_s2_fwd(x, w, b)[0]
+
+
+def _space_to_depth(x: Float[Array, "B H W C"], k: int) -> Float[Array, "B M N 4C"]:
+    """Pixel pairs side by side in channels, (a, c, ch) = x[2 I + a, 2 J + c, ch], over the rows
+    and columns a stride-2 k x k window reads (a last odd row or column is not)."""
+    bsz, h, wd, c = x.shape
+    m, n = (h - k) // 2 + k // 2, (wd - k) // 2 + k // 2
+    x = x[:, : 2 * m, : 2 * n].reshape(bsz, m, 2, n, 2, c)
+    return x.transpose(0, 1, 3, 2, 4, 5).reshape(bsz, m, n, 4 * c)
+
+
+def _s2d_kernel_order(w: Array, k: int) -> Array:
+    """(k, k, ...) taps -> (k/2, k/2, 2, 2, ...) as the space-to-depth patches order them:
+    tap 2 P + a -> (P, a)."""
+    t = k // 2
+    return w.reshape(t, 2, t, 2, *w.shape[2:]).transpose(0, 2, 1, 3, *range(4, w.ndim + 2))
+
+
+def _conv2d_s2_fwd(x, w, b):
+    k, _, ci, co = w.shape
+    # Stride 2 and even k is a stride-1 (k/2 x k/2) window over the space-to-depth input:
+    # (k/2)^2 unstrided slices of 4 Ci channels build the same patches as k^2 strided ones
+    # of Ci, in another order, and much faster for V's 3-channel frames (first layer, forward
+    # 27 -> 9 ms at batch 100). The barrier keeps the patch matrix a buffer of its own: fused
+    # into the matmul as an operand, XLA:CPU builds it element by element inside the product
+    # (31 px layer, forward only: 63 against 22 ms), which encoding, a forward pass, would run.
+    p = jax.lax.optimization_barrier(_patches(_space_to_depth(x, k), k // 2, 1))
+    return p @ _s2d_kernel_order(w, k).reshape(k * k * ci, co) + b, (x, p, w)
+
+
+def _conv2d_s2_bwd(res, g):
+    """dx[2i + j] += g[i] @ w[j]^T is a stride-2 transposed convolution of g, which the phase
+    form computes as one stride-1 convolution (even k). Autodiff of the forward's slices
+    instead wrote a (B Ho Wo, k k Ci) matrix g @ w^T and scattered it back: 31 px layer,
+    forward + backward 101 -> 73 ms at batch 100 (BENCHMARKS.md, session 24)."""
+    x, p, w = res
+    k, _, ci, co = w.shape
+    gf = g.reshape(-1, co)
+    dw = _weight_grad(p.reshape(gf.shape[0], -1), gf).reshape(k // 2, k // 2, 2, 2, ci, co)
+    dw = dw.transpose(0, 2, 1, 3, 4, 5).reshape(k, k, ci, co)  # (P, Q, a, c) -> taps 2 P + a
+    dx = _conv_transpose2d(g, w.transpose(0, 1, 3, 2), jnp.zeros(ci, g.dtype))
+    dx = jnp.pad(dx, ((0, 0), (0, x.shape[1] - dx.shape[1]), (0, x.shape[2] - dx.shape[2]), (0, 0)))
+    return dx, dw, gf.sum(0)
+
+
+_conv2d_s2.defvjp(_conv2d_s2_fwd, _conv2d_s2_bwd)
+
+
+def _weight_grad(a: Float[Array, "M K"], g: Float[Array, "M N"]) -> Float[Array, "K N"]:
+    """a^T g over a long M. XLA:CPU runs this contraction about twice as fast when the wider
+    operand gives the output's columns (31 px patches, K 512 vs N 64: 23 vs 11 ms), and folds
+    a plain transpose of the product back into the slow form, hence the barrier."""
+    if a.shape[1] > 2 * g.shape[1]:
+        return jax.lax.optimization_barrier(g.T @ a).T
+    return a.T @ g
 
 
 def conv2d_lax(
@@ -118,17 +182,17 @@ def _depth_to_space(y, k: int, h: int, wd: int):
 def _conv_transpose2d(x, w, b):
     bsz, h, wd, ci = x.shape
     k, _, _, co = w.shape
-    t = (k + 1) // 2
     if k % 2 == 0:
         # Even k: the phase kernels hold no padded taps, so each phase image is a stride-1
         # correlation of x (padded by t - 1) with the flipped phase kernel, and XLA:CPU's
         # stride-1 convolution beats matmul + col2im (V's two 6 x 6 layers: 115 -> 63 and
-        # 49 -> 22 ms forward + backward at batch 64; BENCHMARKS.md, session 22).
-        wp, _ = _phase_kernel(w)
+        # 67 -> 22 ms forward + backward at batch 64; BENCHMARKS.md, sessions 22-23).
+        wp, t = _phase_kernel(w)
         y = jax.lax.conv_general_dilated(
             x, wp[::-1, ::-1], (1, 1), [(t - 1, t - 1)] * 2, dimension_numbers=_NHWC
         )
         return _depth_to_space(y, k, h, wd) + b
+    t = (k + 1) // 2
     y = x.reshape(-1, ci) @ w.transpose(2, 0, 1, 3).reshape(ci, k * k * co)
     y = y.reshape(bsz, h, wd, k, k, co)
     y = jnp.pad(y, ((0, 0),) * 3 + ((0, 2 * t - k), (0, 2 * t - k), (0, 0)))
@@ -154,9 +218,8 @@ def _conv_transpose2d_bwd(res, g):
     t x t shifted slices of it, each times its block of w, and dw the input times each slice:
     2 t^2 matmuls and no (B H W, k k Co) patch matrix. Autodiff of the forward's pads and
     slices wrote and read that matrix and ran 1.15-1.6x slower on V's three larger transposed
-    convolutions (BENCHMARKS.md, session 18). dx is one stride-1 correlation when the output
-    gradient has fewer channels than x (4 Co < Ci: V's last layer, 32 -> 3), where XLA:CPU's
-    convolution beats the t^2 thin matmuls; with more it loses (session 22).
+    convolutions (BENCHMARKS.md, session 18). When the output gradient has fewer channels than
+    x (4 Co < Ci) its slices form one narrow patch matrix instead (below).
     """
     x, w = res
     bsz, h, wd, ci = x.shape
@@ -166,21 +229,26 @@ def _conv_transpose2d_bwd(res, g):
     g = jnp.pad(g, ((0, 0), (0, 2 * m - g.shape[1]), (0, 2 * n - g.shape[2]), (0, 0)))
     g = g.reshape(bsz, m, 2, n, 2, co).transpose(0, 1, 3, 2, 4, 5).reshape(bsz, m, n, 4 * co)
     xf = x.reshape(-1, ci)
-    native_dx = 4 * co < ci
-    if native_dx:
-        dx = jax.lax.conv_general_dilated(
-            g, wp.transpose(0, 1, 3, 2), (1, 1), "VALID", dimension_numbers=_NHWC
-        )
+    if 4 * co < ci:
+        # A thin output gradient (V's last layer, 4 Co = 12 < Ci = 32): its t^2 shifted
+        # slices side by side are a narrow patch matrix, worth building once for one matmul
+        # each for dx and dw; 30 px layer, backward 73 -> 54-58 ms at batch 100 against a
+        # stride-1 convolution for dx and t^2 thin matmuls for dw (session 24).
+        cols = jax.lax.optimization_barrier(
+            jnp.concatenate([g[:, p : p + h, q : q + wd] for p in range(t) for q in range(t)], -1)
+        ).reshape(-1, t * t * 4 * co)
+        dx = (cols @ wp.transpose(0, 1, 3, 2).reshape(-1, ci)).reshape(x.shape)
+        dwp = _weight_grad(xf, cols).reshape(ci, t, t, 4 * co).transpose(1, 2, 0, 3)
     else:
         dx = jnp.zeros_like(x)
-    dwp = []
-    for p in range(t):
-        for q in range(t):
-            s = g[:, p : p + h, q : q + wd]  # the output phases that input pixel i feeds via p
-            if not native_dx:
+        dwp = []
+        for p in range(t):
+            for q in range(t):
+                s = g[:, p : p + h, q : q + wd]  # the output phases pixel i feeds via p
                 dx = dx + s @ wp[p, q].T
-            dwp.append(xf.T @ s.reshape(-1, 4 * co))
-    dw = jnp.stack(dwp).reshape(t, t, ci, 2, 2, co).transpose(0, 3, 1, 4, 2, 5)
+                dwp.append(_weight_grad(xf, s.reshape(-1, 4 * co)))
+        dwp = jnp.stack(dwp).reshape(t, t, ci, 4 * co)
+    dw = dwp.reshape(t, t, ci, 2, 2, co).transpose(0, 3, 1, 4, 2, 5)
     dw = dw.reshape(2 * t, 2 * t, ci, co)[:k, :k]
     return dx, dw, g.reshape(-1, co).sum(0)
 
