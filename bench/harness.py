@@ -1,4 +1,5 @@
-"""Shared by the bench/*.py scripts: the repo root on sys.path, timing, and machine info.
+"""Shared by the bench/*.py scripts: the repo root on sys.path, huge-page malloc, timing and
+machine info.
 
 ``python bench/X.py`` puts bench/ (not the repo root) on sys.path, so ``wm_core`` only imports
 when the package is pip-installed; inserting the root makes the scripts work from a plain
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from wm_core.hugepages import huge_pages_on, reexec_with_huge_pages  # noqa: E402
+
+# Measure what the stages run: both frameworks in one process under glibc's huge-page malloc
+# (wm_core/hugepages.py); WM_HUGE_PAGES=0 measures plain malloc.
+reexec_with_huge_pages()
 
 
 def time_it(
@@ -106,5 +113,6 @@ def machine_info() -> dict:
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_1m": round(os.getloadavg()[0], 2),
+        "huge_pages": huge_pages_on(),
         "machine": platform.processor() or platform.machine(),
     }

@@ -1,0 +1,44 @@
+"""Stages restart once with glibc's huge-page malloc tunable and then run as usual."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from wm_core.hugepages import TUNABLE
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a glibc tunable")
+
+SHOW = (
+    "import os; from wm_core.hugepages import reexec_with_huge_pages as r; r(); "
+    "print(os.environ.get('GLIBC_TUNABLES'))"
+)
+
+
+def run(code_or_args: list[str], **env) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "WM_HUGE_PAGES")}
+    return subprocess.run(
+        [sys.executable, *code_or_args], env={**base, **env}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+def test_restarts_once_with_the_tunable_and_keeps_the_users_own():
+    out = run(["-c", SHOW])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [TUNABLE]  # one line: the restarted process ran once
+    out = run(["-c", SHOW], GLIBC_TUNABLES="glibc.malloc.arena_max=2")
+    assert out.stdout.splitlines() == [f"glibc.malloc.arena_max=2:{TUNABLE}"]
+
+
+def test_opt_out_leaves_the_environment_alone():
+    out = run(["-c", SHOW], WM_HUGE_PAGES="0")
+    assert out.returncode == 0 and out.stdout.splitlines() == ["None"]
+
+
+def test_a_stage_run_as_a_module_survives_the_restart():
+    """``python -m stages.X`` comes back as itself (sys.orig_argv keeps the -m)."""
+    out = run(["-m", "stages.encode_latents", "--help"])
+    assert out.returncode == 0, out.stderr
+    assert "encode_latents" in out.stdout and "usage" in out.stdout

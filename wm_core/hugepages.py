@@ -1,0 +1,39 @@
+"""Run a stage with glibc's transparent-huge-page malloc: XLA:CPU's buffers cost page faults.
+
+XLA:CPU allocates each call's output and scratch buffers afresh with malloc, and glibc serves
+large ones with a new mmap, so every call touches hundreds of MB of new 4 KiB pages: V's train
+step at batch 100 took ~55k minor page faults (about a quarter of its time). With the glibc
+tunable ``glibc.malloc.hugetlb=1`` those mappings are advised to use 2 MiB transparent huge
+pages, 512x fewer faults: V trained at 397 against 304 images/s, M at 26.7k against 21.0k
+steps/s (BENCHMARKS.md, session 24). glibc reads tunables only at process start, hence the
+re-exec. It changes where memory comes from, not what is computed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TUNABLE = "glibc.malloc.hugetlb=1"
+
+
+def reexec_with_huge_pages() -> None:
+    """Restart this process (same interpreter and argv) with the tunable set, once.
+
+    Call it first thing in a ``__main__`` block, never from library code. A no-op off Linux,
+    when the tunable is already set (so the restarted process goes on), or with
+    ``WM_HUGE_PAGES=0``. Where the kernel's THP mode is ``never`` or the libc is not glibc
+    the restarted process runs exactly as before.
+    """
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if sys.platform != "linux" or TUNABLE in tunables or os.environ.get("WM_HUGE_PAGES") == "0":
+        return
+    env = dict(os.environ, GLIBC_TUNABLES=":".join(filter(None, (tunables, TUNABLE))))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, sys.orig_argv, env)
+
+
+def huge_pages_on() -> bool:
+    """Whether this process started with the tunable (for benchmark records)."""
+    return TUNABLE in os.environ.get("GLIBC_TUNABLES", "")
