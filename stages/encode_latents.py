@@ -12,7 +12,6 @@ from stages.common import run_stage
 from wm_core.checkpoint import load_model
 from wm_core.data import DataError, concat, read_dataset, write_dataset
 from wm_core.encode import encode_frames
-from wm_core.hugepages import reexec_with_huge_pages
 from wm_core.road import offroad_label
 from wm_core.vae import VAE
 
@@ -46,5 +45,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    reexec_with_huge_pages()  # before any work: glibc reads it at start
     main()

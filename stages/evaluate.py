@@ -17,7 +17,6 @@ from stages.common import run_stage
 from wm_core.agent import load_world
 from wm_core.checkpoint import read_header
 from wm_core.evaluate import score_summary
-from wm_core.hugepages import reexec_with_huge_pages
 from wm_core.metrics import write_json, write_tsv
 from wm_core.rollout import run_episodes
 from wm_core.strip import dream_strip
@@ -79,5 +78,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    reexec_with_huge_pages()  # before any work: glibc reads it at start
     main()

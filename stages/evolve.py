@@ -41,7 +41,6 @@ from wm_core.controller import Controller
 from wm_core.data import concat, read_dataset
 from wm_core.dream import dream_offroad_frac, make_population_returns, sample_starts
 from wm_core.es import evolve
-from wm_core.hugepages import reexec_with_huge_pages
 from wm_core.mdrnn import MDNRNN, judges_skeleton
 from wm_core.metrics import write_json, write_tsv
 from wm_core.resume import Snapshots, fingerprint
@@ -342,5 +341,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    reexec_with_huge_pages()  # before any work: glibc reads it at start
     main()

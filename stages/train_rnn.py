@@ -17,7 +17,6 @@ import jax
 from stages.common import run_stage
 from wm_core.checkpoint import load_model, save_model
 from wm_core.data import concat, read_dataset
-from wm_core.hugepages import reexec_with_huge_pages
 from wm_core.mdrnn import MDNRNN
 from wm_core.metrics import write_json, write_tsv
 from wm_core.resume import Snapshots, fingerprint
@@ -86,5 +85,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    reexec_with_huge_pages()  # before any work: glibc reads it at start
     main()

@@ -14,7 +14,6 @@ import numpy as np
 from stages.common import run_stage
 from wm_core.checkpoint import save_model
 from wm_core.data import read_dataset
-from wm_core.hugepages import reexec_with_huge_pages
 from wm_core.metrics import write_json, write_tsv
 from wm_core.resume import Snapshots, fingerprint
 from wm_core.train import fit_vae
@@ -60,5 +59,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    reexec_with_huge_pages()  # before any work: glibc reads it at start
     main()

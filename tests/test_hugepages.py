@@ -37,8 +37,20 @@ def test_opt_out_leaves_the_environment_alone():
     assert out.returncode == 0 and out.stdout.splitlines() == ["None"]
 
 
-def test_a_stage_run_as_a_module_survives_the_restart():
-    """``python -m stages.X`` comes back as itself (sys.orig_argv keeps the -m)."""
-    out = run(["-m", "stages.encode_latents", "--help"])
+def test_a_stage_run_as_a_module_restarts_before_its_imports(tmp_path):
+    """``python -m stages.X`` restarts as itself (stages/__init__.py; sys.orig_argv keeps the
+    -m) with the tunable; a sitecustomize logs each interpreter start and its tunables."""
+    log = tmp_path / "starts.txt"
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os\n"
+        f"with open({str(log)!r}, 'a') as f:\n"
+        "    f.write(str(os.environ.get('GLIBC_TUNABLES')) + '\\n')\n"
+    )
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    out = run(["-m", "stages.encode_latents", "--help"], PYTHONPATH=path)
     assert out.returncode == 0, out.stderr
-    assert "encode_latents" in out.stdout and "usage" in out.stdout
+    assert "usage" in out.stdout
+    assert log.read_text().splitlines() == ["None", TUNABLE]
+    # imported rather than run, a stage leaves the process alone
+    out = run(["-c", "import os, stages.encode_latents; print(os.environ.get('GLIBC_TUNABLES'))"])
+    assert out.returncode == 0 and out.stdout.splitlines() == ["None"], out.stderr

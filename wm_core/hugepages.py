@@ -20,7 +20,8 @@ TUNABLE = "glibc.malloc.hugetlb=1"
 def reexec_with_huge_pages() -> None:
     """Restart this process (same interpreter and argv) with the tunable set, once.
 
-    Call it first thing in a ``__main__`` block, never from library code. A no-op off Linux,
+    Called by stages/__init__.py (``python -m stages.X``) and bench/harness.py before their
+    imports; never from library code, which tests import. A no-op off Linux,
     when the tunable is already set (so the restarted process goes on), or with
     ``WM_HUGE_PAGES=0``. Where the kernel's THP mode is ``never`` or the libc is not glibc
     the restarted process runs exactly as before.
