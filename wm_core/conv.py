@@ -82,10 +82,8 @@ def _conv2d_s2_fwd(x, w, b):
     # Stride 2 and even k is a stride-1 (k/2 x k/2) window over the space-to-depth input:
     # (k/2)^2 unstrided slices of 4 Ci channels build the same patches as k^2 strided ones
     # of Ci, in another order, and much faster for V's 3-channel frames (first layer, forward
-    # 27 -> 9 ms at batch 100). The barrier keeps the patch matrix a buffer of its own: fused
-    # into the matmul as an operand, XLA:CPU builds it element by element inside the product
-    # (31 px layer, forward only: 63 against 22 ms), which encoding, a forward pass, would run.
-    p = jax.lax.optimization_barrier(_patches(_space_to_depth(x, k), k // 2, 1))
+    # 27 -> 9 ms at batch 100).
+    p = _patches(_space_to_depth(x, k), k // 2, 1)
     return p @ _s2d_kernel_order(w, k).reshape(k * k * ci, co) + b, (x, p, w)
 
 
