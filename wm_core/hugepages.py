@@ -2,7 +2,7 @@
 
 XLA:CPU allocates each call's output and scratch buffers afresh with malloc, and glibc serves
 large ones with a new mmap, so every call touches hundreds of MB of new 4 KiB pages: V's train
-step at batch 100 took ~55k minor page faults (about a quarter of its time). With the glibc
+step at batch 100 took ~60k minor page faults (about a quarter of its time). With the glibc
 tunable ``glibc.malloc.hugetlb=1`` those mappings are advised to use 2 MiB transparent huge
 pages, 512x fewer faults: V trained at 397 against 304 images/s, M at 26.7k against 21.0k
 steps/s (BENCHMARKS.md, session 24). glibc reads tunables only at process start, hence the
