@@ -136,7 +136,7 @@ def test_conv_transpose_hand_written_gradient_matches_autodiff(k, h, ci, co):
 )
 def test_strided_conv_hand_written_gradient_matches_native(k, h, ci, co):
     """Stride 2, even k (V's encoder): dx as a transposed convolution of the output gradient,
-    dw one matmul with the patches, either contraction order (wm_core.conv._weight_grad: patch
+    dw one matmul with the patches, either contraction order (wm_core.matmul.weight_grad: patch
     width 16 Ci above and below 2 Co) against XLA's own strided convolution; odd and even
     sizes, non-square inputs whose last row or column no output reads."""
     x, w, b = random_layer(k * 1000 + h, (3, h, h + 3, ci), k, co)

@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from wm_core.matmul import weight_grad
+
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
@@ -84,7 +86,11 @@ def _conv2d_s2_fwd(x, w, b):
     # of Ci, in another order, and much faster for V's 3-channel frames (first layer, forward
     # 27 -> 9 ms at batch 100).
     p = _patches(_space_to_depth(x, k), k // 2, 1)
-    return p @ _s2d_kernel_order(w, k).reshape(k * k * ci, co) + b, (x, p, w)
+    # The backward needs x only for its height and width (to pad dx back to them): a
+    # zero-size stand-in keeps the shape without holding x's activations alive (the
+    # patches p already carry its values).
+    x_shape = jnp.zeros((0, *x.shape[1:3], 0), x.dtype)
+    return p @ _s2d_kernel_order(w, k).reshape(k * k * ci, co) + b, (x_shape, p, w)
 
 
 def _conv2d_s2_bwd(res, g):
@@ -92,26 +98,18 @@ def _conv2d_s2_bwd(res, g):
     form computes as one stride-1 convolution (even k). Autodiff of the forward's slices
     instead wrote a (B Ho Wo, k k Ci) matrix g @ w^T and scattered it back: 31 px layer,
     forward + backward 101 -> 73 ms at batch 100 (BENCHMARKS.md, session 24)."""
-    x, p, w = res
+    x_shape, p, w = res
     k, _, ci, co = w.shape
     gf = g.reshape(-1, co)
-    dw = _weight_grad(p.reshape(gf.shape[0], -1), gf).reshape(k // 2, k // 2, 2, 2, ci, co)
+    dw = weight_grad(p.reshape(gf.shape[0], -1), gf).reshape(k // 2, k // 2, 2, 2, ci, co)
     dw = dw.transpose(0, 2, 1, 3, 4, 5).reshape(k, k, ci, co)  # (P, Q, a, c) -> taps 2 P + a
     dx = _conv_transpose2d(g, w.transpose(0, 1, 3, 2), jnp.zeros(ci, g.dtype))
-    dx = jnp.pad(dx, ((0, 0), (0, x.shape[1] - dx.shape[1]), (0, x.shape[2] - dx.shape[2]), (0, 0)))
+    h, wd = x_shape.shape[1:3]
+    dx = jnp.pad(dx, ((0, 0), (0, h - dx.shape[1]), (0, wd - dx.shape[2]), (0, 0)))
     return dx, dw, gf.sum(0)
 
 
 _conv2d_s2.defvjp(_conv2d_s2_fwd, _conv2d_s2_bwd)
-
-
-def _weight_grad(a: Float[Array, "M K"], g: Float[Array, "M N"]) -> Float[Array, "K N"]:
-    """a^T g over a long M. XLA:CPU runs this contraction about twice as fast when the wider
-    operand gives the output's columns (31 px patches, K 512 vs N 64: 23 vs 11 ms), and folds
-    a plain transpose of the product back into the slow form, hence the barrier."""
-    if a.shape[1] > 2 * g.shape[1]:
-        return jax.lax.optimization_barrier(g.T @ a).T
-    return a.T @ g
 
 
 def conv2d_lax(
@@ -236,7 +234,7 @@ def _conv_transpose2d_bwd(res, g):
             jnp.concatenate([g[:, p : p + h, q : q + wd] for p in range(t) for q in range(t)], -1)
         ).reshape(-1, t * t * 4 * co)
         dx = (cols @ wp.transpose(0, 1, 3, 2).reshape(-1, ci)).reshape(x.shape)
-        dwp = _weight_grad(xf, cols).reshape(ci, t, t, 4 * co).transpose(1, 2, 0, 3)
+        dwp = weight_grad(xf, cols).reshape(ci, t, t, 4 * co).transpose(1, 2, 0, 3)
     else:
         dx = jnp.zeros_like(x)
         dwp = []
@@ -244,7 +242,7 @@ def _conv_transpose2d_bwd(res, g):
             for q in range(t):
                 s = g[:, p : p + h, q : q + wd]  # the output phases pixel i feeds via p
                 dx = dx + s @ wp[p, q].T
-                dwp.append(_weight_grad(xf, s.reshape(-1, 4 * co)))
+                dwp.append(weight_grad(xf, s.reshape(-1, 4 * co)))
         dwp = jnp.stack(dwp).reshape(t, t, ci, 4 * co)
     dw = dwp.reshape(t, t, ci, 2, 2, co).transpose(0, 3, 1, 4, 2, 5)
     dw = dw.reshape(2 * t, 2 * t, ci, co)[:k, :k]
