@@ -18,9 +18,9 @@ from jaxtyping import Array, Float
 
 from wm_core.matmul import weight_grad
 
-# Steps per loop iteration of both scans. XLA:CPU pays a fixed cost per while-loop iteration
-# (the loop test, one dynamic-update-slice per stacked output, thunk dispatch) on top of a
-# ~200 us step; 4 steps per iteration took the LSTM's forward + backward from ~186 to ~166 ms
+# Steps per loop iteration of both scans. XLA:CPU pays some fixed cost per while-loop
+# iteration on top of a ~200 us step (not broken down further; the gain below is what was
+# measured); 4 steps per iteration took the LSTM's forward + backward from ~186 to ~166 ms
 # (B 32, T 200, H 256; median of 7-9 rounds, session 25). Same arithmetic: M trained without
 # dropout is bitwise the same as with unroll 1 (with a recurrent mask, equal to float rounding).
 _UNROLL = 4
