@@ -1,3 +1,5 @@
+import warnings
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -6,7 +8,7 @@ import optax
 import pytest
 
 from wm_core.checkpoint import load_model, save_model
-from wm_core.encode import encode_batch, encode_frames
+from wm_core.encode import encode_batch, encode_chunks, encode_frames, jit_native_convs
 from wm_core.train import make_train_step
 from wm_core.vae import VAE, to_float, vae_loss
 
@@ -34,11 +36,14 @@ def test_loss_gradients_finite_and_kl_floor(key):
 
 
 def test_chunked_encoding_is_the_plain_encoder(key):
-    """encode_frames runs V over 50-frame chunks for cache locality: the same values per frame
-    up to float32 rounding, the ragged last batch padded to the same shape, the frame order
-    kept. The bits were the same on the AMD EPYC of sessions 10-13; on session 14's AVX-512
-    Intel Xeon XLA:CPU picks other kernels for other batch shapes and the last bits differ
-    (at most 7.5e-8 here), so the check is to 1e-6, far below any frame-to-frame difference."""
+    """encode_frames runs V's native convolutions over 50-frame chunks under CONV_OPTIONS: the
+    same values per frame as the training path's im2col encoder up to float32 rounding, the
+    ragged last batch padded to the same shape, the frame order kept. Kernels and summation
+    orders differ (6.7e-8 apart here), so the check is to 1e-6, far below any frame-to-frame
+    difference. The agent's per-frame encode gives the same z as the dataset's."""
+    from wm_core.agent import _encode_act
+    from wm_core.controller import Controller
+
     vae = VAE(32, key=key)
     obs = np.random.default_rng(0).integers(0, 256, (230, 64, 64, 3), dtype=np.uint8)
     plain = eqx.filter_jit(lambda m, x: m.encode(to_float(x)))(vae, jnp.asarray(obs))
@@ -48,6 +53,29 @@ def test_chunked_encoding_is_the_plain_encoder(key):
     np.testing.assert_allclose(log_sigma, np.asarray(plain[1]), rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="multiple of chunk"):
         encode_batch(vae, jnp.asarray(obs[:70]), 50)
+    ctrl = Controller(32, 8, key=key)
+    for t in (0, 229):
+        z, _ = _encode_act(vae, ctrl, jnp.asarray(obs[t]), jnp.zeros(8))
+        np.testing.assert_allclose(np.asarray(z), mu[t], rtol=0, atol=1e-6)
+
+
+def test_an_option_this_xla_lacks_falls_back_to_plain_jit_with_one_warning(key):
+    """CONV_OPTIONS is an experimental XLA option: where a jaxlib rejects it, encoding still
+    works (the same values, slower) and says so once; other errors are not swallowed."""
+    vae = VAE(8, key=key)
+    obs = jnp.asarray(np.random.default_rng(1).integers(0, 256, (50, 64, 64, 3), dtype=np.uint8))
+    bogus = {"xla_cpu_experimental_ynn_fusion_type": "NOT_A_FUSION_TYPE"}
+    enc = jit_native_convs(encode_chunks, bogus)
+    with pytest.warns(UserWarning, match="rejects"):
+        mu, _ = enc(vae, obs, 50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning
+        mu2, _ = enc(vae, obs, 50)
+    ref, _ = encode_batch(vae, obs, 50)
+    np.testing.assert_array_equal(mu, mu2)
+    np.testing.assert_allclose(mu, ref, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="multiple of chunk"):
+        enc(vae, obs[:30], 50)
 
 
 def test_train_step_traces_once_and_reduces_loss(key):

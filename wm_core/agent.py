@@ -15,14 +15,15 @@ from jaxtyping import Float
 
 from wm_core.checkpoint import load_model
 from wm_core.controller import Controller
+from wm_core.encode import jit_native_convs
 from wm_core.mdrnn import MDNRNN
 from wm_core.policies import HIGH, LOW
 from wm_core.vae import VAE
 
 
-@eqx.filter_jit
+@jit_native_convs  # V's encoder as encode_latents runs it: the same z for the same frame
 def _encode_act(vae: VAE, ctrl: Controller, obs, h):
-    mu, _ = vae.encode(obs[None].astype(jnp.float32) / 255.0)
+    mu, _ = vae.encode(obs[None].astype(jnp.float32) / 255.0, native=True)
     return mu[0], ctrl(mu[0], h)
 
 

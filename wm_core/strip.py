@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float, PRNGKeyArray, UInt8
 
+from wm_core.encode import encode_frames
 from wm_core.mdrnn import MDNRNN, sample_next
 from wm_core.vae import VAE
 
@@ -50,7 +51,7 @@ def dream_strip(
     if start < 1 or start + n > len(obs):
         raise ValueError(f"strip needs frames {start}..{start + n} of a {len(obs)}-frame episode")
     x = jnp.asarray(obs[: start + n], jnp.float32) / 255.0
-    mu, _ = vae.encode(x)
+    mu = jnp.asarray(encode_frames(vae, obs[: start + n])[0])  # the z that M and C were fed
     zs = _open_loop(
         rnn, mu[:start], jnp.asarray(actions[:start]), mu[start],
         jnp.asarray(actions[start : start + n]), temperature, key,

@@ -2,7 +2,8 @@
 
 Encoder: 4 convs, 4x4 stride 2, ReLU, 32-64-128-256 channels -> 2x2x256 = 1024 -> mu, log sigma.
 Decoder: dense 1024 -> 1x1x1024 -> transposed convs 128 (5x5), 64 (5x5), 32 (6x6), 3 (6x6),
-stride 2, ReLU between, sigmoid output. Layers use wm_core.conv (same functions, faster on CPU).
+stride 2, ReLU between, sigmoid output. Layers use wm_core.conv (same functions, faster on CPU);
+inference encodes with native convolutions instead (``native=True``, wm_core/encode.py).
 Loss: per-image summed squared error + KL floored at kl_tolerance * z_dim (free bits).
 """
 
@@ -15,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, UInt8
 
-from wm_core.conv import conv2d, conv_transpose2d
+from wm_core.conv import conv2d, conv2d_lax, conv_transpose2d
 
 ENC_CHANNELS = (3, 32, 64, 128, 256)
 DEC_LAYERS = ((1024, 128, 5), (128, 64, 5), (64, 32, 6), (32, 3, 6))
@@ -62,11 +63,17 @@ class VAE(eqx.Module):
             self.dec_b.append(_uniform(next(keys), (co,), co * k * k))
 
     def encode(
-        self, x: Float[Array, "B 64 64 3"]
+        self, x: Float[Array, "B 64 64 3"], *, native: bool = False
     ) -> tuple[Float[Array, "B z"], Float[Array, "B z"]]:
-        """Frames in [0, 1] -> (mu, log sigma)."""
+        """Frames in [0, 1] -> (mu, log sigma).
+
+        ``native``: the same function through XLA's own strided convolutions, for inference
+        under wm_core.encode's compiler option (XLA:CPU differentiates them slowly, so
+        training keeps the default im2col form, which has a hand-written backward).
+        """
+        conv = conv2d_lax if native else conv2d
         for w, b in zip(self.enc_w, self.enc_b):
-            x = jax.nn.relu(conv2d(x, w, b, stride=2))
+            x = jax.nn.relu(conv(x, w, b, stride=2))
         h = x.reshape(x.shape[0], -1)  # (B, 2*2*256)
         return h @ self.mu_w + self.mu_b, h @ self.ls_w + self.ls_b
 
