@@ -6,7 +6,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from wm_core.conv import conv2d, conv2d_lax, conv_transpose2d, conv_transpose2d_lax, native
+from wm_core.conv import (
+    conv2d,
+    conv2d_inference,
+    conv2d_lax,
+    conv_transpose2d,
+    conv_transpose2d_lax,
+    native,
+)
 
 
 def reference_conv_transpose(x, w, b, stride=2):
@@ -93,6 +100,19 @@ def test_native_conv2d_matches_im2col_values_and_gradients(stride, h):
     x, w, b = random_layer(h + stride, (2, h, h, 3), 4, 8)
     assert np.max(np.abs(np.asarray(conv2d_lax(x, w, b, stride) - conv2d(x, w, b, stride)))) < 1e-4
     assert_same_gradients(lambda *a: conv2d_lax(*a, stride), lambda *a: conv2d(*a, stride), x, w, b)
+
+
+@pytest.mark.parametrize(
+    "k,h,ci,stride", [(4, 64, 3, 2), (4, 9, 3, 2), (6, 11, 3, 2), (4, 31, 32, 2), (3, 6, 3, 2)]
+)
+def test_inference_conv2d_matches_lax(k, h, ci, stride):
+    """The inference route (space-to-depth for few input channels, odd sizes included)
+    computes the native convolution's values."""
+    x, w, b = random_layer(k * 100 + h, (2, h, h + 1, ci), k, 8)
+    want = np.asarray(conv2d_lax(x, w, b, stride))
+    got = np.asarray(conv2d_inference(x, w, b, stride))
+    assert got.shape == want.shape
+    assert np.max(np.abs(got - want)) < 1e-4
 
 
 @pytest.mark.parametrize("k", [5, 6])

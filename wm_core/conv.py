@@ -15,6 +15,8 @@ the default backend at trace time, so every pipeline output made on CPU is uncha
   sub-pixel formulation multiplies 13x more than needed on the 1x1 -> 5x5 layer): odd kernels
   as one matmul per input pixel plus a col2im scatter; even kernels, whose four phases all have
   (k/2)^2 taps, as one stride-1 convolution with 4 Co outputs and a depth-to-space shuffle.
+* ``conv2d_inference``: ``conv2d`` as XLA's own convolution, for encoding without a gradient
+  (wm_core/encode.py compiles it with an option that gives convolutions to XLA's Eigen kernels).
 
 Weights are ``(kh, kw, c_in, c_out)``; inputs ``(B, H, W, C)``.
 """
@@ -119,6 +121,25 @@ def conv2d_lax(
     return (
         jax.lax.conv_general_dilated(x, w, (stride, stride), "VALID", dimension_numbers=_NHWC) + b
     )
+
+
+def conv2d_inference(
+    x: Float[Array, "B H W Ci"], w: Float[Array, "k k Ci Co"], b: Float[Array, " Co"], stride: int
+) -> Float[Array, "B Ho Wo Co"]:
+    """``conv2d`` for encoding without a gradient (wm_core/encode.py): XLA's own convolution.
+
+    A stride-2 even-kernel layer with few input channels (V's first: 3) goes through the
+    space-to-depth input as a stride-1 (k/2 x k/2) convolution of 4 Ci channels, the same
+    taps in another order: V's first layer 82.8 -> 49.7 ms per 1,000 frames on XLA:CPU's Eigen
+    kernels, where 3 channels per tap leave its vectors mostly empty (BENCHMARKS.md, session
+    27). With 32 channels the direct convolution is faster (81.4 against 95.8 ms).
+    """
+    k, _, ci, co = w.shape
+    if stride == 2 and k % 2 == 0 and ci < 8:
+        wk = _s2d_kernel_order(w, k).reshape(k // 2, k // 2, 4 * ci, co)
+        xs = _space_to_depth(x, k)
+        return jax.lax.conv_general_dilated(xs, wk, (1, 1), "VALID", dimension_numbers=_NHWC) + b
+    return conv2d_lax(x, w, b, stride)
 
 
 def conv_transpose2d_lax(

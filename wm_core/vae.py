@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, UInt8
 
-from wm_core.conv import conv2d, conv2d_lax, conv_transpose2d
+from wm_core.conv import conv2d, conv2d_inference, conv_transpose2d
 
 ENC_CHANNELS = (3, 32, 64, 128, 256)
 DEC_LAYERS = ((1024, 128, 5), (128, 64, 5), (64, 32, 6), (32, 3, 6))
@@ -67,11 +67,11 @@ class VAE(eqx.Module):
     ) -> tuple[Float[Array, "B z"], Float[Array, "B z"]]:
         """Frames in [0, 1] -> (mu, log sigma).
 
-        ``native``: the same function through XLA's own strided convolutions, for inference
-        under wm_core.encode's compiler option (XLA:CPU differentiates them slowly, so
-        training keeps the default im2col form, which has a hand-written backward).
+        ``native``: the same function through XLA's own convolutions (``conv2d_inference``),
+        for inference under wm_core.encode's compiler option (XLA:CPU differentiates them
+        slowly, so training keeps the default im2col form, which has a hand-written backward).
         """
-        conv = conv2d_lax if native else conv2d
+        conv = conv2d_inference if native else conv2d
         for w, b in zip(self.enc_w, self.enc_b):
             x = jax.nn.relu(conv(x, w, b, stride=2))
         h = x.reshape(x.shape[0], -1)  # (B, 2*2*256)
