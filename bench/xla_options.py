@@ -53,7 +53,7 @@ def build(workload: str):
         from wm_core.vae import VAE, vae_loss
 
         optim = optax.adam(1e-4)
-        step = make_train_step(lambda m, b, k: vae_loss(m, b, k, 0.5), optim)
+        step = make_train_step(lambda m, b, k: vae_loss(m, b, k, p.vae.kl_tolerance), optim)
         model = VAE(p.vae.z_dim, key=jax.random.key(0))
         st = [model, optim.init(eqx.filter(model, eqx.is_array)), 0]
         obs = jnp.asarray(np.random.default_rng(0).integers(0, 256, (100, 64, 64, 3), np.uint8))
