@@ -5,6 +5,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import cv2
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -32,6 +33,7 @@ cross_mod = _load("cross_dream")
 rank_mod = _load("dream_rank")
 reward_mod = _load("reward_calibration")
 fidelity_mod = _load("dream_fidelity")
+frames_mod = _load("dream_frames")
 
 
 def test_replay_is_blind_to_c_and_the_closed_loop_is_not(key):
@@ -227,3 +229,38 @@ def test_dream_fidelity_replay_of_c_own_actions_is_its_closed_loop(tmp_path, cap
     out = capsys.readouterr().out
     for row in ("real", "teacher-forced", "open loop", "closed loop"):
         assert row in out
+
+
+def test_dream_frames_films_each_controller_from_the_same_starts(tmp_path, capsys, key):
+    """One row of decoded dream frames per (controller, start), one column per --every steps;
+    the same keys for every controller, so two runs agree and only the actions tell rows apart."""
+    from wm_core.checkpoint import save_model
+    from wm_core.data import write_dataset
+    from wm_core.vae import VAE
+
+    rnn = MDNRNN(8, 16, 2, key=key)
+    save_model(tmp_path / "m.eqx", rnn, "mdrnn", {"z_dim": 8, "hidden": 16, "mixtures": 2})
+    save_model(tmp_path / "v.eqx", VAE(8, key=key), "vae", {"z_dim": 8})
+    write_dataset(tmp_path / "l.zarr", make_episodes(lengths=(30, 20), z_dim=8, frames=False))
+    ctrl = Controller(8, 16, key=jax.random.fold_in(key, 1))
+    zs = frames_mod.dream_latents(ctrl, rnn, jnp.zeros((5, 8)), jnp.zeros((5, 3)), jnp.ones(8),
+                                  key, 1.25, 7)  # fmt: skip
+    assert zs.shape == (7, 8) and np.isfinite(np.asarray(zs)).all()
+
+    def film(name, *consts):
+        args = ["--rnn", str(tmp_path / "m.eqx"), "--vae", str(tmp_path / "v.eqx"), "--latents",
+                str(tmp_path / "l.zarr"), "--out", str(tmp_path / name), "--starts", "2",
+                "--every", "2", "--columns", "3"]  # fmt: skip
+        for c in consts:
+            args += ["--constant", c]
+        frames_mod.main(args)
+        img = cv2.imread(str(tmp_path / name))
+        return img.reshape(-1, 2, 64, 3 * 64, 3)  # (controllers, starts, 64, columns x 64, BGR)
+
+    both = film("a.png", "0,1,0", "0.5,0,0.8")
+    assert both.shape[0] == 2
+    np.testing.assert_array_equal(film("b.png", "0,1,0")[0], both[0])  # same starts and keys
+    assert not np.array_equal(both[0], both[1])  # the dream answers the actions
+    with pytest.raises(SystemExit, match="nothing to film"):
+        frames_mod.main(["--rnn", str(tmp_path / "m.eqx"), "--vae", str(tmp_path / "v.eqx"),
+                         "--latents", str(tmp_path / "l.zarr"), "--out", str(tmp_path / "c.png")])

@@ -56,6 +56,19 @@ def test_heuristic_drives_and_recovery_leaves_the_road(env):
     assert agg["speed"].max() > plain["speed"].max()
 
 
+def test_commit_holds_its_line_at_full_throttle_and_leaves_the_road(env):
+    """The failure a dream-trained C drifts to (a fixed steering at full throttle while the road
+    bends) is in the data: held actions, off the road at speed, where the plain driver never is."""
+    com = run_episode(env, HeuristicPolicy("commit"), seed=20000, max_steps=600)
+    a = com["action"]
+    held = np.all(np.diff(a, axis=0) == 0, axis=1) & (a[1:, 1] == 1.0)  # the same action, gas 1
+    assert held.sum() >= 40
+    assert np.sum(com["off_road"] & (com["speed"] > 30)) >= 10
+    assert com["excursions"] >= 1 and com["recoveries"] >= 1
+    plain = run_episode(env, HeuristicPolicy("plain"), seed=20000, max_steps=600)
+    assert np.sum(plain["off_road"] & (plain["speed"] > 30)) == 0
+
+
 def test_the_plain_expert_labels_every_frame_without_changing_the_drive(env):
     """expert_action[t] is the plain heuristic's action in the state of frame t: equal to the
     driven action when the plain heuristic drives, different where the recovery driver swerves

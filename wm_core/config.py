@@ -51,7 +51,7 @@ class RandomConfig:
         _check(0 < self.dt <= 1, "collect.random.dt", "in (0, 1]")
 
 
-HEURISTIC_MODES = ("plain", "recovery", "aggressive")
+HEURISTIC_MODES = ("plain", "recovery", "aggressive", "commit")
 
 
 @dataclass(frozen=True)

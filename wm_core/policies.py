@@ -45,6 +45,7 @@ class DriverStyle:
     v_max: float
     steer_noise: float  # std of Gaussian noise on steering
     perturb_prob: float  # per-frame chance to start a deliberate swerve off the road
+    commit_prob: float = 0.0  # per-frame chance, at speed, to hold one action at full throttle
 
 
 STYLES = {
@@ -56,6 +57,11 @@ STYLES = {
     # plans corners with far more grip than the car has and brakes late: slides, spins
     "aggressive": DriverStyle(
         a_lat=140.0, a_brake=120.0, v_max=140.0, steer_noise=0.05, perturb_prob=0.0
+    ),
+    # the plain driver, but now and then it holds a fixed steering at full throttle for 20-60
+    # frames whatever the road does: what a car that holds its line meets (the dream's exploit)
+    "commit": DriverStyle(
+        a_lat=45.0, a_brake=45.0, v_max=110.0, steer_noise=0.0, perturb_prob=0.0, commit_prob=0.02
     ),
 }
 TILE = 3.5  # approximate tile length along the centre line
@@ -83,6 +89,8 @@ class HeuristicPolicy:
         self.rng = np.random.default_rng([seed, 2])
         self.swerve_left = 0  # frames of deliberate swerve remaining
         self.swerve_dir = 0.0
+        self.commit_left = 0
+        self.commit_steer = 0.0
         self.calm = 0  # frames on the road since the last swerve
         self.excursions = 0  # times all four wheels left the road
         self.recoveries = 0  # times the car came back onto the road
@@ -125,6 +133,14 @@ class HeuristicPolicy:
         brake = 0.6 if speed > v_target + 4 else 0.0
         steer += s.steer_noise * self.rng.standard_normal()
         steer, gas, brake = self._perturb(steer, gas, brake, env)
+        if self.commit_left > 0:
+            self.commit_left -= 1
+            steer, gas, brake = self.commit_steer, 1.0, 0.0
+        elif s.commit_prob and self.calm > 60 and speed > 30 and self.rng.random() < s.commit_prob:
+            self.calm = 0
+            self.commit_left = int(self.rng.integers(20, 61))
+            self.commit_steer = float(self.rng.choice([0.0, self.rng.uniform(-0.3, 0.3)]))
+            steer, gas, brake = self.commit_steer, 1.0, 0.0
         return np.clip(np.array([steer, gas, brake], np.float32), LOW, HIGH)
 
     def _perturb(self, steer, gas, brake, env):
