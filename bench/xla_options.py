@@ -8,7 +8,8 @@ every ``eqx.filter_jit`` that the workload's own code builds (``wm_core.train.ma
 ``wm_core.dream.make_population_returns``) gets the set's options, so the stage code is timed
 unchanged. The sets are timed in one process, alternating round by round, and the median of
 each is reported; the last line is one JSON object (``vs_default``: each median over the
-default's, so above 1 is faster except for the dream's seconds per generation). Workloads, at the default params' sizes:
+default's, so above 1 is faster except for the dream's seconds per generation).
+Workloads, at the default params' sizes:
 V's train step (batch 100, img/s), M's train step (B 32, T 200, steps/s), one dream
 generation (64 x 16 x 1,000 steps, s/generation: lower is faster) and encoding (1,000 frames in
 chunks of 50, frames/s).

@@ -47,13 +47,14 @@ def main(argv: list[str] | None = None) -> None:
     def body(p) -> None:
         e = p.evaluate
         seeds = list(range(e.seed0, e.seed0 + e.episodes))
-        spec = ("agent", *args.models, 0.0)
+        spec = ("agent", *args.models, e.noise)  # noise: seeded per episode, replays agree
         eps = run_episodes(spec, seeds, p.env, e.workers, "evaluate", keep_obs=False)
         summary = score_summary(eps)
         info = read_header(args.models[2])["info"]
         summary["dream_return"] = float(info["dream_return"])
         # 0: dream-only. >0: a hybrid (CMA-ES went on in the real env), never to be mixed up
         summary["real_generations"] = int(info.get("real_generations", 0))
+        summary["action_noise"] = e.noise
         if "dream_offroad_frac" in info:  # the same C's off-road fraction in its dreams
             summary["dream_offroad_frac"] = float(info["dream_offroad_frac"])
         write_json(args.metrics, summary)

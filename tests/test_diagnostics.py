@@ -263,4 +263,5 @@ def test_dream_frames_films_each_controller_from_the_same_starts(tmp_path, capsy
     assert not np.array_equal(both[0], both[1])  # the dream answers the actions
     with pytest.raises(SystemExit, match="nothing to film"):
         frames_mod.main(["--rnn", str(tmp_path / "m.eqx"), "--vae", str(tmp_path / "v.eqx"),
-                         "--latents", str(tmp_path / "l.zarr"), "--out", str(tmp_path / "c.png")])
+                         "--latents", str(tmp_path / "l.zarr"), "--out", str(tmp_path / "c.png")
+                         ])  # fmt: skip

@@ -38,6 +38,9 @@ def play(args) -> None:
     from wm_core.video import write_mp4
 
     p = load_params(args.params)
+    noise = p.evaluate.noise if args.noise is None else args.noise
+    if not noise >= 0:
+        raise WMError(f"--noise {noise}: must be >= 0")
     rnd = args.round or p.evaluate.round
     models = Path(args.models)
     paths = [
@@ -49,7 +52,7 @@ def play(args) -> None:
         if not path.exists():
             raise WMError(f"{path} not found: run `dvc repro` (or `dvc pull`) first")
     eps = run_episodes(
-        ("agent", *map(str, paths), 0.0),
+        ("agent", *map(str, paths), noise),
         args.seeds,
         p.env,
         args.workers,
@@ -62,6 +65,7 @@ def play(args) -> None:
         print(f"seed {e['seed']}: {s:.1f} ({len(e['reward'])} frames)")
     print(
         f"mean {scores.mean():.1f} ± {scores.std():.1f} over {len(scores)} episodes (round {rnd})"
+        + (f", action noise {noise}" if noise else "")
     )
     if args.video:
         write_mp4(args.video, np.concatenate([e["raw"] for e in eps]))
@@ -84,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     pp.add_argument("--models", default="models", help="models directory (default: models)")
     pp.add_argument("--video", help="write all episodes to this mp4")
     pp.add_argument("--workers", type=int, default=1)
+    pp.add_argument(
+        "--noise", type=float, help="std of Gaussian noise on each action (default: evaluate.noise)"
+    )
     pp.add_argument("--params", help="params file (default: params.yaml)")
     pp.set_defaults(func=play)
     cp = sub.add_parser("check-params", help="validate a params file; exit 1 with one line if bad")

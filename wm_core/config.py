@@ -247,9 +247,11 @@ class EvaluateConfig:
     episodes: int
     workers: int
     round: str  # whose agent is scored: normally the last round
+    noise: float  # std of Gaussian noise on each action (0: C's deterministic actions)
 
     def __post_init__(self):
         _check(self.seed0 >= 0, "evaluate.seed0", ">= 0")
+        _check(self.noise >= 0, "evaluate.noise", ">= 0")
         _check(self.episodes >= 1, "evaluate.episodes", ">= 1")
         _check(self.workers >= 1, "evaluate.workers", ">= 1")
 

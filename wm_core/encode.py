@@ -29,7 +29,6 @@ from tqdm import tqdm
 
 from wm_core.vae import VAE, to_float
 
-
 # XLA:CPU (jaxlib 0.10) hands dots and stride-1 convolutions to YNNPACK by default, and runs
 # V's strided convolutions slowly there (~2,000 frames/s). With YNNPACK limited to dots the
 # convolutions go to XLA's own (Eigen) kernels: ~5,300 frames/s against ~3,500-4,000 for the
