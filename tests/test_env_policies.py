@@ -69,6 +69,34 @@ def test_commit_holds_its_line_at_full_throttle_and_leaves_the_road(env):
     assert np.sum(plain["off_road"] & (plain["speed"] > 30)) == 0
 
 
+def test_agent_noise_perturbs_its_actions_the_same_way_on_the_same_seed(env, tmp_path):
+    """evaluate.noise / wm play --noise: Gaussian noise on C's actions, within the action box,
+    drawn from the episode's seed, so a replay (evaluate's videos) drives the same episode."""
+    import jax
+
+    from wm_core.agent import AgentPolicy
+    from wm_core.checkpoint import save_model
+    from wm_core.controller import Controller
+    from wm_core.mdrnn import MDNRNN
+    from wm_core.vae import VAE
+
+    key = jax.random.key(0)
+    save_model(tmp_path / "v.eqx", VAE(8, key=key), "vae", {"z_dim": 8})
+    save_model(tmp_path / "m.eqx", MDNRNN(8, 16, 2, key=key), "mdrnn",
+               {"z_dim": 8, "hidden": 16, "mixtures": 2})  # fmt: skip
+    save_model(tmp_path / "c.eqx", Controller(8, 16, key=key), "controller",
+               {"z_dim": 8, "hidden": 16})  # fmt: skip
+    paths = [str(tmp_path / f) for f in ("v.eqx", "m.eqx", "c.eqx")]
+
+    def drive(noise):
+        return run_episode(env, AgentPolicy(*paths, noise=noise), seed=3, max_steps=40)["action"]
+
+    plain, noisy = drive(0.0), drive(0.3)
+    assert np.all(noisy >= LOW) and np.all(noisy <= HIGH)
+    assert np.abs(noisy - plain).mean() > 0.05
+    np.testing.assert_array_equal(drive(0.3), noisy)
+
+
 def test_the_plain_expert_labels_every_frame_without_changing_the_drive(env):
     """expert_action[t] is the plain heuristic's action in the state of frame t: equal to the
     driven action when the plain heuristic drives, different where the recovery driver swerves
