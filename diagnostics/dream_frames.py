@@ -19,7 +19,6 @@ from pathlib import Path
 
 import cv2
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
@@ -31,7 +30,7 @@ from wm_core.checkpoint import load_model  # noqa: E402
 from wm_core.controller import Controller  # noqa: E402
 from wm_core.data import concat, read_dataset  # noqa: E402
 from wm_core.dream import sample_starts  # noqa: E402
-from wm_core.mdrnn import MDNRNN, pick_component  # noqa: E402
+from wm_core.mdrnn import MDNRNN, sample_next  # noqa: E402
 from wm_core.vae import VAE  # noqa: E402
 
 
@@ -45,17 +44,15 @@ def dream_latents(
     temperature: float,
     steps: int,
 ) -> Float[Array, "T z"]:
-    """The pipeline's dream (C reads the sampled z and M's h; no done cut-off, so the film runs
-    on): the sampled z of every step."""
+    """The pipeline's dream dynamics (C reads the sampled z and M's h; its own keys, and no done
+    cut-off, so the film runs on): the sampled z of every step."""
     carry = rnn.warm(z_warm, a_warm)
 
     def step(state, k):
         z, carry = state
         carry = rnn.step(z, ctrl(z, carry[0]), carry)
         logits, mu, log_sigma, _, _ = rnn.heads(carry[0])
-        mu_k, sigma_k = pick_component(logits, mu, log_sigma, temperature, k)
-        noise = jax.random.normal(jax.random.split(k)[1], mu_k.shape)
-        z = mu_k + sigma_k * jnp.sqrt(temperature) * noise
+        z = sample_next(logits, mu, log_sigma, temperature, k)
         return (z, carry), z
 
     _, zs = jax.lax.scan(step, (z0, carry), jax.random.split(key, steps))
