@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         static = eqx.filter(template, eqx.is_array, inverse=True)
         d = p.dream
         returns = make_population_returns(
-            template, d.temperature, d.horizon, d.dropout, d.offroad_penalty
+            template, d.temperature, d.horizon, d.dropout, d.offroad_penalty, d.action_noise
         )
         probe, probe_info = None, {}
         labels = data.off_road
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
             starts = final_starts()
             flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
             ens_returns = make_population_returns(
-                ctrl, d.temperature, d.horizon, d.dropout, d.offroad_penalty
+                ctrl, d.temperature, d.horizon, d.dropout, d.offroad_penalty, d.action_noise
             )
             r = ens_returns(rnn, flat[None], starts, jax.random.fold_in(key, FINAL_GEN + 1), probe)
             dream_ret = float(np.asarray(r).mean())
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
         if probe is not None:  # how often the kept C's dreams look off the road (vs real)
             frac = dream_offroad_frac(
                 ctrl, rnn, final_starts(), jax.random.fold_in(key, FINAL_GEN + 2), probe,
-                d.temperature, d.horizon, d.dropout,
+                d.temperature, d.horizon, d.dropout, d.action_noise,
             )  # fmt: skip
             metrics["dream_offroad_frac"] = info["dream_offroad_frac"] = frac
         save_model(args.model, ctrl, "controller", hp, info)

@@ -11,6 +11,7 @@ from wm_core.dream import (
     dream_offroad_frac,
     dream_return,
     make_population_returns,
+    perturb,
     sample_starts,
 )
 from wm_core.mdrnn import MDNRNN
@@ -145,3 +146,25 @@ def test_memory_m_feeds_the_controller_while_the_other_m_dreams(key):
     assert dream_return(blind, rnn, *args, memory=other) == dream_return(blind, rnn, *args)
     # and the world is rnn's: swapping which M dreams changes the return
     assert dream_return(ctrl, other, *args, memory=rnn) != dream_return(ctrl, rnn, *args)
+
+
+def test_action_noise_stays_in_the_box_and_is_shared_by_all_members(key):
+    a = jnp.array([0.9, 0.5, 0.05])
+    big = jax.vmap(lambda k: perturb(a, 5.0, k))(jax.random.split(key, 256))
+    assert float(big[:, 0].min()) == -1.0 and float(big[:, 0].max()) == 1.0
+    assert float(big[:, 1:].min()) == 0.0 and float(big[:, 1:].max()) == 1.0
+    small = jax.vmap(lambda k: perturb(a, 0.01, k))(jax.random.split(key, 256))
+    assert 0.005 < float(jnp.abs(small[:, 0] - a[0]).mean()) < 0.02  # N(0, 0.01^2): E|x| = 0.008
+
+    rnn = never_done(MDNRNN(4, 8, 2, key=key))
+    ctrl = Controller(4, 8, key=jax.random.fold_in(key, 1))
+    data = make_episodes(lengths=(30, 20), z_dim=4, frames=False)
+    starts = sample_starts(data, 3, 3, np.random.default_rng(0))
+    flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
+    pop = jnp.stack([flat, flat, flat + 0.5])
+    quiet = make_population_returns(ctrl, 1.0, 20)(rnn, pop, starts, key)
+    zero = make_population_returns(ctrl, 1.0, 20, action_noise=0.0)(rnn, pop, starts, key)
+    noisy = make_population_returns(ctrl, 1.0, 20, action_noise=0.3)(rnn, pop, starts, key)
+    np.testing.assert_array_equal(zero, quiet)  # noise 0: the same dreams, key for key
+    np.testing.assert_array_equal(noisy[0], noisy[1])  # the same member, the same noise
+    assert np.abs(np.asarray(noisy - quiet)).max() > 1e-4

@@ -173,6 +173,7 @@ class DreamConfig:
     dropout: float  # DDL: each dream runs M under its own dropout mask (0 = off)
     reset_starts: float  # fraction of dreams that start at an episode's first frame, h = 0
     offroad_penalty: float  # per dream step, x P(next frame off the road) (wm_core/road.py)
+    action_noise: float  # std of Gaussian noise on each dreamed action (as evaluate.noise)
 
     def __post_init__(self):
         _check(0 <= self.reset_starts <= 1, "dream.reset_starts", "in [0, 1]")
@@ -181,6 +182,7 @@ class DreamConfig:
         _check(self.warmup >= 0, "dream.warmup", ">= 0")
         _check(0 <= self.dropout < 1, "dream.dropout", "in [0, 1)")
         _check(self.offroad_penalty >= 0, "dream.offroad_penalty", ">= 0")
+        _check(self.action_noise >= 0, "dream.action_noise", ">= 0")
 
 
 @dataclass(frozen=True)

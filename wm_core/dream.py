@@ -8,7 +8,9 @@ reward head pays r_t, and the done head (sigmoid > 0.5) ends the dream after pay
 step's reward. With ``dropout`` > 0 each dream runs M under its own dropout mask (DDL), the
 warm-up included. With an off-road probe (wm_core/road.py) and ``offroad_penalty`` > 0, each
 step also costs ``offroad_penalty`` times the probability that the dreamed next frame shows the
-car off the road.
+car off the road. With ``action_noise`` > 0 every dreamed action gets Gaussian noise (clipped to
+the action box) before M sees it, as ``evaluate.noise`` does to the real car: CMA-ES then selects
+the stochastic controller that will be deployed.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from wm_core.controller import Controller
 from wm_core.data import Episodes
 from wm_core.mdrnn import MDNRNN, dropout_masks, sample_next
+from wm_core.policies import HIGH, LOW
 from wm_core.road import offroad_prob
+
+
+def perturb(a: Float[Array, " 3"], noise: float, key: PRNGKeyArray) -> Float[Array, " 3"]:
+    """``a`` plus N(0, noise^2) on each component, clipped to the action box (as the real
+    agent's ``noise``)."""
+    return jnp.clip(a + noise * jax.random.normal(key, a.shape), LOW, HIGH)
 
 
 def dream_return(
@@ -40,6 +49,7 @@ def dream_return(
     probe: tuple[Float[Array, " z"], Float[Array, ""]] | None = None,
     offroad_penalty: float = 0.0,
     memory: MDNRNN | None = None,
+    action_noise: float = 0.0,
 ) -> Float[Array, ""]:
     """Total predicted reward of one dream of ``horizon`` steps (masked after done).
 
@@ -49,6 +59,8 @@ def dream_return(
     ``memory``: another M whose h the controller reads (fed the same z and actions), while
     ``rnn`` dreams the world. An ensemble's members dream with the agent's own M as memory,
     as in the real env, where C only ever sees that M's h.
+    ``action_noise``: std of the Gaussian noise on each action component (0: none; the dream's
+    keys are then exactly those of a noiseless dream).
     """
     mask_key, key = jax.random.split(key)
     masks = dropout_masks(rnn, dropout, mask_key)
@@ -65,6 +77,9 @@ def dream_return(
     def step(state, k):
         z, carry, mem, alive, ret = state
         a = ctrl(z, carry[0] if memory is None else mem[0])
+        if action_noise > 0:  # M is fed the executed action, as in the real agent
+            k, k_a = jax.random.split(k)
+            a = perturb(a, action_noise, k_a)
         carry = rnn.step(z, a, carry, masks)
         if memory is not None:
             mem = memory.step(z, a, mem)
@@ -129,6 +144,7 @@ def make_population_returns(
     horizon: int,
     dropout: float = 0.0,
     offroad_penalty: float = 0.0,
+    action_noise: float = 0.0,
 ):
     """-> f(rnn, flat (P, n), starts, key, probe=None, memory=None) -> returns (P, R), one jit.
 
@@ -143,7 +159,7 @@ def make_population_returns(
         ctrl = eqx.combine(unravel(flat), static)
         return dream_return(
             ctrl, rnn, z_warm, a_warm, z0, key, temperature, horizon, dropout, fresh,
-            probe, offroad_penalty, memory,
+            probe, offroad_penalty, memory, action_noise,
         )  # fmt: skip
 
     per_start = jax.vmap(one, in_axes=(None, None, 0, 0, 0, 0, 0, None, None))
@@ -170,6 +186,7 @@ def dream_offroad_frac(
     temperature: float,
     horizon: int,
     dropout: float = 0.0,
+    action_noise: float = 0.0,
 ) -> float:
     """How often ``ctrl``'s dreams show the car off the road: the probe's P(off road) summed
     over each dream's live steps, per step of the horizon, averaged over the starts.
@@ -178,8 +195,8 @@ def dream_offroad_frac(
     ``off_road_frames``): a dream kinder than reality shows it far less often.
     """
     flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
-    plain = make_population_returns(ctrl, temperature, horizon, dropout)
-    charged = make_population_returns(ctrl, temperature, horizon, dropout, offroad_penalty=1.0)
+    plain = make_population_returns(ctrl, temperature, horizon, dropout, 0.0, action_noise)
+    charged = make_population_returns(ctrl, temperature, horizon, dropout, 1.0, action_noise)
     # the charged dream is the same dream (same keys) minus sum_t alive_t * P(off | z_{t+1})
     diff = plain(rnn, flat[None], starts, key) - charged(rnn, flat[None], starts, key, probe)
     return float(np.asarray(diff).mean()) / horizon
