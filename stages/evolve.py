@@ -1,7 +1,7 @@
 """evolve: CMA-ES on the linear controller, entirely inside M's dream.
 
 python -m stages.evolve CTRL.eqx METRICS.json CURVE.tsv RNN.eqx LATENTS.zarr [...]
-    [--init PREV_CTRL.eqx] [--round K] [--vae VAE.eqx] [--judges JUDGES.eqx]
+    [--init CTRL.eqx] [--prev PREV_CTRL.eqx] [--round K] [--vae VAE.eqx] [--judges JUDGES.eqx]
 
 With ``evolve.init: clone`` (the default) CMA-ES starts from a C fitted to the expert's labels
 on ``evolve.clone_from``'s episodes, keyframes weighted by ``evolve.clone_keyframe``
@@ -10,6 +10,10 @@ fresh C, as Ha did. ``evolve.sigma0`` is CMA-ES's first step around either start
 generations (the default since session 17) there is no search: C is the clone, and the metrics
 still give its dream return. CMA-ES from the clone lowered its real score on every draw
 measured, while raising its dream return (RESULTS.md, sessions 16 and 17).
+
+In a round (K >= 1) with ``evolve.round_init: prev`` CMA-ES continues from ``--prev``, the
+previous round's C, as in Ha's iterative procedure; ``fresh`` starts as round 0 did. ``--init``
+always wins.
 
 With judges (``rnn.judges`` more Ms, from ``train_rnn --judges``) each C is dreamed
 ``evolve.rollouts`` times in M and in every judge, and its fitness is the worst M's mean: a
@@ -124,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("rnn")
     ap.add_argument("latents", nargs="+")
     ap.add_argument("--init", help="a controller for CMA-ES to start from (default: fresh)")
+    ap.add_argument("--prev", help="the previous round's C (the start with round_init: prev)")
     ap.add_argument("--round", default="0")
     ap.add_argument("--vae", help="V, for the optional real-env checks (evolve.real_check_every)")
     ap.add_argument("--judges", help="more Ms that score C too (fitness: the worst M's mean)")
@@ -148,12 +153,17 @@ def main(argv: list[str] | None = None) -> None:
 
         key = round_key(p.seed)
         generations = p.evolve.generations if rnd == 0 else p.evolve.round_generations
-        if args.init:  # continue from a given controller instead of a fresh one
-            init = load_model(args.init, "controller", Controller)[0]
+        init_path = args.init
+        if not init_path and rnd > 0 and p.evolve.round_init == "prev":
+            if not args.prev:
+                raise RuntimeError("evolve.round_init is prev, but no --prev controller was given")
+            init_path = args.prev
+        if init_path:  # continue from a given controller instead of a fresh one
+            init = load_model(init_path, "controller", Controller)[0]
             if init.members != 1:
-                raise RuntimeError(f"--init {args.init}: an ensemble; CMA-ES starts from one C")
+                raise RuntimeError(f"{init_path}: an ensemble; CMA-ES starts from one C")
         cloned, clone_info = None, {}
-        if not args.init and p.evolve.init == "clone":  # every member starts from the clone
+        if not init_path and p.evolve.init == "clone":  # every member starts from the clone
             cloned, clone_info = clone_controller(
                 rnn, data, p.evolve.clone_from, p.evolve.clone_keyframe
             )
@@ -175,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
                 "dream.offroad_penalty > 0 needs latents with 'off_road' labels of both kinds "
                 "(rerun encode_latents; frames on and off the road)"
             )
-        inputs = [args.rnn, *args.latents] + [x for x in (args.init, args.judges) if x]
+        inputs = [args.rnn, *args.latents] + [x for x in (init_path, args.judges) if x]
 
         def final_starts():
             """The dreams that score the kept C as a whole (ensemble, off-road fraction)."""
@@ -215,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
                     means.append(np.asarray(r).mean(axis=1))
                 return np.stack(means)
 
-            if args.init:
+            if init_path:
                 ctrl = init
             elif cloned is not None:
                 ctrl = cloned

@@ -11,7 +11,7 @@ import yaml
 from conftest import make_episodes
 
 from stages import evolve, train_rnn
-from wm_core.checkpoint import load_model
+from wm_core.checkpoint import load_model, save_model
 from wm_core.clone import agent_inputs, cloned_episodes, fit_controller, keyframe_weights
 from wm_core.controller import Controller
 from wm_core.data import DataError, read_dataset, write_dataset
@@ -182,3 +182,28 @@ def test_zero_generations_keep_the_clone_of_the_experts_labels(workdir):
     got, _ = load_model("c.eqx", "controller", Controller)
     np.testing.assert_allclose(got.linear.weight, want.linear.weight, atol=1e-6)
     assert len(Path("c.tsv").read_text().splitlines()) == 2  # header and generation 0
+
+
+def test_round_init_prev_continues_from_the_previous_rounds_controller(workdir, capsys):
+    """evolve.round_init: prev (Ha's iterative procedure): a round's CMA-ES starts from --prev,
+    so with a vanishing step size the round keeps that C; fresh starts from the round's clone;
+    round 0 ignores --prev; prev without --prev is one clear error."""
+    train_rnn.main(["m.eqx", "m.json", "m.tsv", "lat.zarr"])
+    rnn, _ = load_model("m.eqx", "mdrnn", MDNRNN)
+    prev = Controller(rnn.z_dim, rnn.hidden, key=jax.random.key(11))
+    save_model("prev.eqx", prev, "controller", {"z_dim": rnn.z_dim, "hidden": rnn.hidden})
+    params = yaml.safe_load(Path("params.yaml").read_text())
+
+    def run(round_init: str, rnd: str, *extra: str) -> Controller:
+        params["evolve"]["round_init"] = round_init
+        Path("params.yaml").write_text(yaml.safe_dump(params))
+        evolve.main(["c.eqx", "c.json", "c.tsv", "m.eqx", "lat.zarr", "--round", rnd, *extra])
+        return load_model("c.eqx", "controller", Controller)[0]
+
+    kept = run("prev", "1", "--prev", "prev.eqx")
+    np.testing.assert_allclose(kept.linear.weight, prev.linear.weight, atol=1e-6)
+    for fresh in (run("fresh", "1", "--prev", "prev.eqx"), run("prev", "0", "--prev", "prev.eqx")):
+        assert np.abs(np.asarray(fresh.linear.weight - prev.linear.weight)).max() > 0.01
+    with pytest.raises(SystemExit):
+        run("prev", "1")
+    assert "evolve.round_init is prev, but no --prev controller was given" in capsys.readouterr().err

@@ -57,6 +57,7 @@ def test_shipped_params_are_valid(params):
         (lambda r: r["rnn"].update(judges=-1), "rnn.judges must be an int >= 0"),
         (lambda r: r.update(rounds={}, evaluate=r["evaluate"] | {"round": "2"}), "evaluate.round"),
         (lambda r: r["evolve"].update(init="expert"), "evolve.init must be one of random, clone"),
+        (lambda r: r["evolve"].update(round_init="last"), "evolve.round_init must be one of fresh"),
         (lambda r: r["rnn"].update(mixture="full"), "rnn.mixture must be one of factored, joint"),
         (lambda r: r["evolve"].update(clone_from="heuristic"), "evolve.clone_from must be a list"),
         (lambda r: r["evolve"].update(clone_from=[None]), r"evolve.clone_from\[0\] must be str"),
