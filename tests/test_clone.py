@@ -206,4 +206,5 @@ def test_round_init_prev_continues_from_the_previous_rounds_controller(workdir, 
         assert np.abs(np.asarray(fresh.linear.weight - prev.linear.weight)).max() > 0.01
     with pytest.raises(SystemExit):
         run("prev", "1")
-    assert "evolve.round_init is prev, but no --prev controller was given" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "evolve.round_init is prev, but no --prev controller was given" in err
