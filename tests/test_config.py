@@ -18,7 +18,9 @@ def write(tmp_path, mutate):
     return path
 
 
-@pytest.mark.parametrize("params", ["params.yaml", "tests/tiny_params.yaml"])
+@pytest.mark.parametrize(
+    "params", ["params.yaml", "tests/tiny_params.yaml", "configs/dream_rounds.yaml"]
+)
 def test_shipped_params_are_valid(params):
     p = load_params(ROOT / params)
     assert p.evaluate.round == "0" or p.evaluate.round in p.rounds
