@@ -60,6 +60,10 @@ def test_shipped_params_are_valid(params):
         (lambda r: r.update(rounds={}, evaluate=r["evaluate"] | {"round": "2"}), "evaluate.round"),
         (lambda r: r["evolve"].update(init="expert"), "evolve.init must be one of random, clone"),
         (lambda r: r["evolve"].update(round_init="last"), "evolve.round_init must be one of fresh"),
+        (
+            lambda r: r["evolve"].update(round_init="prev", members=2),
+            "evolve.round_init must be fresh when evolve.members > 1",
+        ),
         (lambda r: r["rnn"].update(mixture="full"), "rnn.mixture must be one of factored, joint"),
         (lambda r: r["evolve"].update(clone_from="heuristic"), "evolve.clone_from must be a list"),
         (lambda r: r["evolve"].update(clone_from=[None]), r"evolve.clone_from\[0\] must be str"),

@@ -214,6 +214,11 @@ class EvolveConfig:
             f"one of {', '.join(self.ROUND_INITS)}",
         )
         _check(
+            self.round_init == "fresh" or self.members == 1,
+            "evolve.round_init",
+            "fresh when evolve.members > 1 (a round's CMA-ES starts from one C, not an ensemble)",
+        )
+        _check(
             self.init != "clone" or len(self.clone_from) > 0,
             "evolve.clone_from",
             "a non-empty list when evolve.init is clone",
