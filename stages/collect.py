@@ -15,6 +15,7 @@ from stages.common import run_stage
 from wm_core.config import HeuristicConfig, Params, onpolicy_seed0
 from wm_core.data import from_episodes, write_dataset
 from wm_core.env import ENV_ID, gym_version
+from wm_core.evaluate import delusion_rates
 from wm_core.metrics import write_json
 from wm_core.rollout import run_episodes
 
@@ -86,7 +87,8 @@ def collect(policy: str, p: Params, args) -> tuple[list[dict], dict, list[str]]:
         spec = ("agent", *args.models, c.onpolicy.noise)
         desc = f"collect_onpolicy@{args.round}"
         eps = run_episodes(spec, seeds, p.env, c.workers, desc, label=True)
-        return eps, summary(eps), [f"onpolicy/r{args.round}"] * len(eps)
+        # the previous round's M judged these frames as it drove: its delusion, round by round
+        return eps, summary(eps) | delusion_rates(eps), [f"onpolicy/r{args.round}"] * len(eps)
     raise RuntimeError(f"unknown policy {policy!r} (expected random, heuristic or onpolicy)")
 
 

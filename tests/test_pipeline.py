@@ -111,6 +111,7 @@ def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
         "train_rnn_round@1",
         "evolve_round@1",
         "evaluate",
+        "round_table",
     ):
         assert f"Running stage '{stage}'" in log
     metrics = json.loads((path / "metrics" / "evaluate.json").read_text())
@@ -134,6 +135,15 @@ def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
     assert 0.5 <= evolved["offroad_probe_accuracy"] <= 1
     assert 0 <= evolved["dream_offroad_frac"] <= 1
     evaluated = json.loads((path / "metrics" / "evolve" / "r1.json").read_text())  # round '1'
+    # the per-round table: agent 0 drove round 1's tracks; agent 1 is evaluate's to score
+    drove = json.loads((path / "metrics" / "collect_onpolicy" / "r1.json").read_text())
+    assert 0 <= drove["delusion_rate"] <= 1 and 0 <= drove["delusion_rate_no_progress"] <= 1
+    head, *rows = (path / "plots" / "rounds.tsv").read_text().splitlines()
+    table = [dict(zip(head.split("\t"), r.split("\t"), strict=True)) for r in rows]
+    assert [r["round"] for r in table] == ["0", "1"]
+    assert float(table[0]["real_return"]) == pytest.approx(drove["return_mean"], abs=1e-3)
+    assert float(table[1]["dream_return"]) == pytest.approx(evaluated["dream_return"], abs=1e-3)
+    assert table[1]["real_return"] == ""
     assert metrics["dream_offroad_frac"] == evaluated["dream_offroad_frac"]
     assert 0 <= metrics["off_road_frac"] <= 1
     assert sorted(p.name.split("_")[0] for p in (path / "videos").glob("*.mp4")) == [
@@ -373,8 +383,11 @@ def test_plots_render_every_declared_curve(repo):
         "plots/train_rnn/r0.tsv",
         "plots/evolve/r1.tsv",
         "plots/evaluate/scores.tsv",
+        "round_return",
+        "round_delusion",
     ):
         assert any(k.endswith(name) for k in data), name
+    assert data["round_return"][0]["content"]["data"]["values"], "no round in the plot"
 
 
 @pytest.mark.slow
