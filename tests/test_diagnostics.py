@@ -265,3 +265,30 @@ def test_dream_frames_films_each_controller_from_the_same_starts(tmp_path, capsy
         frames_mod.main(["--rnn", str(tmp_path / "m.eqx"), "--vae", str(tmp_path / "v.eqx"),
                          "--latents", str(tmp_path / "l.zarr"), "--out", str(tmp_path / "c.png")
                          ])  # fmt: skip
+
+
+def test_posterior_play_at_scale_zero_is_the_pipelines_agent(tmp_path, key):
+    """z = mu + 0 * sigma * eps: the same actions as wm_core.agent on a real track; scale 1
+    changes them (C reads the sample)."""
+    from wm_core.agent import AgentPolicy
+    from wm_core.checkpoint import save_model
+    from wm_core.env import make_env
+    from wm_core.rollout import run_episode
+    from wm_core.vae import VAE
+
+    play_mod = _load("posterior_play")
+    paths = [tmp_path / n for n in ("v.eqx", "m.eqx", "c.eqx")]
+    save_model(paths[0], VAE(8, key=key), "vae", {"z_dim": 8})
+    rnn_header = {"z_dim": 8, "hidden": 16, "mixtures": 2}
+    save_model(paths[1], MDNRNN(8, 16, 2, key=key), "mdrnn", rnn_header)
+    save_model(paths[2], Controller(8, 16, key=jax.random.fold_in(key, 1)), "controller",
+               {"z_dim": 8, "hidden": 16})  # fmt: skip
+    env = make_env(True)
+
+    def actions(policy):
+        return run_episode(env, policy, 70000, 40, crop_hud=False)["action"]
+
+    pipeline = actions(AgentPolicy(*paths))
+    np.testing.assert_allclose(actions(play_mod.PosteriorSamplePolicy(*paths, scale=0.0)),
+                               pipeline, atol=1e-6)  # fmt: skip
+    assert not np.allclose(actions(play_mod.PosteriorSamplePolicy(*paths, scale=1.0)), pipeline)
