@@ -16,10 +16,9 @@ import argparse
 import jax.numpy as jnp
 import numpy as np
 
-from wm_core.agent import AgentPolicy, _advance
+from wm_core.agent import AgentPolicy
 from wm_core.encode import jit_native_convs
 from wm_core.env import make_env
-from wm_core.policies import HIGH, LOW
 from wm_core.rollout import run_episode
 
 
@@ -40,17 +39,11 @@ class PosteriorSamplePolicy(AgentPolicy):
         super().reset(seed, env)
         self.z_rng = np.random.default_rng([seed, 7])  # apart from the action noise's stream
 
-    def act(self, obs, env, frame):
+    def encode_act(self, frame):
         eps = self.z_rng.standard_normal(self.vae.mu_b.shape[-1]).astype(np.float32)
-        z, a = encode_act_sampled(
+        return encode_act_sampled(
             self.vae, self.ctrl, jnp.asarray(frame), self.carry[0], jnp.asarray(eps), self.scale
         )
-        a = np.asarray(a, np.float32)
-        if self.noise > 0:
-            a = np.clip(a + self.noise * self.rng.standard_normal(3), LOW, HIGH).astype(np.float32)
-        self.carry, r_pred, _ = _advance(self.rnn, z, jnp.asarray(a), self.carry)
-        self.pred_reward.append(float(r_pred))
-        return a
 
 
 def main() -> None:

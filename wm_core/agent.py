@@ -59,9 +59,14 @@ class AgentPolicy:
         self.rng = np.random.default_rng([seed, 3])
         self.pred_reward: list[float] = []
 
+    def encode_act(self, frame) -> tuple:
+        """(z that C and M read, C's action) for the 64x64 ``frame``: V's posterior mean here;
+        diagnostics override it (diagnostics/posterior_play.py reads a posterior sample)."""
+        return _encode_act(self.vae, self.ctrl, jnp.asarray(frame), self.carry[0])
+
     def act(self, obs, env, frame) -> Float[np.ndarray, " 3"]:
         """``frame``: the preprocessed 64x64 view of ``obs`` (as V was trained on)."""
-        z, a = _encode_act(self.vae, self.ctrl, jnp.asarray(frame), self.carry[0])
+        z, a = self.encode_act(frame)
         a = np.asarray(a, np.float32)
         if self.noise > 0:
             a = np.clip(a + self.noise * self.rng.standard_normal(3), LOW, HIGH).astype(np.float32)
