@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wm_core.agent import AgentPolicy
+from wm_core.cli import parse_seeds
 from wm_core.encode import jit_native_convs
 from wm_core.env import make_env
 from wm_core.rollout import run_episode
@@ -52,13 +53,12 @@ def main() -> None:
     )
     ap.add_argument("--models", default="models")
     ap.add_argument("--round", default="0")
-    ap.add_argument("--seeds", default="70000-70015", help="first-last, validation tracks")
+    ap.add_argument("--seeds", type=parse_seeds, default="70000-70015", help="as wm play's")
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--noise", type=float, default=0.0)
     ap.add_argument("--max-steps", type=int, default=1000)
     ap.add_argument("--crop-hud", action="store_true", help="as env.crop_hud (V's frames)")
     args = ap.parse_args()
-    first, last = (int(s) for s in args.seeds.split("-"))
     d = args.models
     policy = PosteriorSamplePolicy(
         f"{d}/vae.eqx",
@@ -68,7 +68,7 @@ def main() -> None:
         scale=args.scale,
     )
     env, scores = make_env(True), []
-    for seed in range(first, last + 1):
+    for seed in args.seeds:
         ep = run_episode(env, policy, seed, args.max_steps, crop_hud=args.crop_hud)
         scores.append(float(ep["reward"].sum()))
         print(f"seed {seed}: {scores[-1]:.1f} ({len(ep['reward'])} frames)", flush=True)
