@@ -6,11 +6,17 @@ time in page faults). It happens here, while ``-m`` is still locating the module
 (``sys.argv[0] == "-m"``), so before the stage's own imports; importing a stage from Python
 (the tests) changes nothing. It changes where memory comes from, never a result, so no
 stage in dvc.yaml lists it as a dependency.
+
+The restarted process then points JAX at the on-disk compilation cache (wm_core/jaxcache.py), so
+that the nine evolve stages of a rounds run compile the dream once, not nine times; also a matter
+of time, never of results.
 """
 
 import sys
 
 from wm_core.hugepages import reexec_with_huge_pages
+from wm_core.jaxcache import use_compilation_cache
 
 if sys.argv[:1] == ["-m"]:
     reexec_with_huge_pages()
+    use_compilation_cache()

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from wm_core.errors import WMError
+from wm_core.jaxcache import use_compilation_cache
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -80,6 +81,7 @@ def check_params(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    use_compilation_cache()  # before anything imports JAX (wm_core/jaxcache.py)
     ap = argparse.ArgumentParser(prog="wm", description="World Models on CarRacing-v3")
     sub = ap.add_subparsers(dest="command", required=True)
     pp = sub.add_parser("play", help="drive a trained agent in the real env, print each score")
