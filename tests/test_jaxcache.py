@@ -42,12 +42,15 @@ def test_a_second_process_finds_the_first_ones_programs_and_computes_the_same(tm
     assert "Persistent compilation cache hit" in second.stderr, second.stderr[-2000:]
 
 
-def test_off_switch_and_the_users_own_directory(tmp_path):
+def test_off_switch_the_users_own_directory_and_an_unwritable_home(tmp_path):
     assert run(tmp_path, WM_JAX_CACHE="0").stdout.splitlines()[0] == "None"
     assert not (tmp_path / "world-models").exists()
     mine = tmp_path / "mine"
     assert run(tmp_path, JAX_COMPILATION_CACHE_DIR=str(mine)).stdout.splitlines()[0] == str(mine)
     assert os.listdir(mine) and not (tmp_path / "world-models").exists()
+    (tmp_path / "a-file").write_text("")  # no directory can be made under it: no cache, no noise
+    out = run(tmp_path / "a-file")
+    assert out.stdout.splitlines()[0] == "None" and "Warning" not in out.stderr
 
 
 def test_the_directory_names_the_machine_and_the_jax_build(monkeypatch, tmp_path):

@@ -61,10 +61,15 @@ def use_compilation_cache() -> None:
     """Point JAX at :func:`cache_dir` for this process and the workers it spawns.
 
     Called by stages/__init__.py and the ``wm`` command before they import JAX; a no-op when
-    the user chose a directory (``JAX_COMPILATION_CACHE_DIR``) or turned it off.
+    the user chose a directory (``JAX_COMPILATION_CACHE_DIR``), turned it off, or the
+    directory cannot be made.
     """
     path = cache_dir()
     if path is None or os.environ.get(ENV):
+        return
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home: compile as before, rather than warn on every program
         return
     os.environ[ENV] = str(path)
     os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(MAX_BYTES))
