@@ -52,7 +52,10 @@ def cache_dir() -> Path | None:
     """Where this machine's compiled programs go; None when ``WM_JAX_CACHE=0``."""
     if os.environ.get("WM_JAX_CACHE") == "0":
         return None
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no home directory to be found: no cache
+        return None
     key = hashlib.sha256(_machine().encode()).hexdigest()[:16]
     return base / "world-models" / "jax" / key
 
