@@ -1,12 +1,13 @@
 """XLA's compiled programs kept on disk, so that each stage process does not compile them again.
 
 DVC runs every stage as its own process, and a process compiles its jitted functions afresh:
-the dream's population loop takes ~2 s to compile per shape, four shapes per evolve stage, and
+the dream's population loop takes 1-2 s to compile per shape, four shapes per evolve stage, and
 the rounds procedure runs nine evolve stages with the same shapes. JAX's persistent compilation
 cache stores each executable that took over a second to compile; a later process with the same
-program loads it (~0.04 s) instead. It changes how long compiling takes, never what runs: the
-same executable, so the same outputs (checked on evolve's controller, byte for byte), and no
-stage in dvc.yaml lists it as a dependency.
+program loads it (~0.04 s) instead. A small gain, measured: 29.4 of the 62.3 compile seconds of
+an eight-round run (BENCHMARKS.md, "Session 36"). It changes how long compiling takes, never
+what runs: the same executable, so the same outputs (checked on evolve's controller, byte for
+byte), and no stage in dvc.yaml lists it as a dependency.
 
 XLA:CPU compiles for the host's instruction set, so the directory is keyed by the CPU's model
 and feature flags and by the jax and jaxlib versions: a home directory shared by two machines,
