@@ -19,7 +19,13 @@ def write(tmp_path, mutate):
 
 
 @pytest.mark.parametrize(
-    "params", ["params.yaml", "tests/tiny_params.yaml", "configs/dream_rounds.yaml"]
+    "params",
+    [
+        "params.yaml",
+        "tests/tiny_params.yaml",
+        "configs/dream_rounds.yaml",
+        "configs/dream_offroad.yaml",
+    ],
 )
 def test_shipped_params_are_valid(params):
     p = load_params(ROOT / params)
