@@ -24,7 +24,7 @@ def write(tmp_path, mutate):
         "params.yaml",
         "tests/tiny_params.yaml",
         "configs/dream_rounds.yaml",
-        "configs/dream_offroad.yaml",
+        "configs/dagger.yaml",
     ],
 )
 def test_shipped_params_are_valid(params):

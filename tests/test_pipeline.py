@@ -413,24 +413,29 @@ def test_outputs_are_byte_identical_across_runs_and_worker_counts(repo, tmp_path
     assert differ == []
 
 
-def test_shipped_params_dag_has_one_dagger_round_and_more_are_one_edit_away(tmp_path):
-    """Main's params.yaml runs round 0 and one on-policy (DAgger) round; a second round is one
-    edit away, and `rounds: {}` leaves round 0 alone."""
+def test_shipped_params_dag_has_eight_rounds_and_more_are_one_edit_away(tmp_path):
+    """Main's params.yaml runs round 0 and eight on-policy rounds, each from the one before, and
+    evaluates the last; a ninth round is one edit away, and `rounds: {}` leaves round 0 alone."""
+    import yaml
+
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(ROOT / name, tmp_path / name)
     sh("git", "init", "-q", cwd=tmp_path)
     sh("dvc", "init", "-q", cwd=tmp_path)
     stages = set(sh("dvc", "stage", "list", "--name-only", cwd=tmp_path).split())
     assert {"train_rnn", "evolve", "score_heuristic", "evaluate"} <= stages
-    assert {"collect_onpolicy@1", "train_rnn_round@1", "evolve_round@1"} <= stages
-    assert not any(s.endswith("@2") for s in stages)
-    text = (tmp_path / "params.yaml").read_text()
-    shipped = "rounds:\n  '1': {prev: '0'}\n"
-    assert shipped in text
-    two = "rounds: {'1': {prev: '0'}, '2': {prev: '1'}}\n"
-    (tmp_path / "params.yaml").write_text(text.replace(shipped, two))
-    stages = set(sh("dvc", "stage", "list", "--name-only", cwd=tmp_path).split())
-    assert {"collect_onpolicy@2", "train_rnn_round@2", "evolve_round@2"} <= stages
-    (tmp_path / "params.yaml").write_text(text.replace(shipped, "rounds: {}\n"))
-    stages = set(sh("dvc", "stage", "list", "--name-only", cwd=tmp_path).split())
+    for k in range(1, 9):
+        assert {f"collect_onpolicy@{k}", f"train_rnn_round@{k}", f"evolve_round@{k}"} <= stages
+    assert not any(s.endswith("@9") for s in stages)
+    raw = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert raw["rounds"] == {str(k): {"prev": str(k - 1)} for k in range(1, 9)}
+    assert raw["evaluate"]["round"] == "8"
+
+    def with_rounds(rounds: dict) -> set[str]:
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw | {"rounds": rounds}))
+        return set(sh("dvc", "stage", "list", "--name-only", cwd=tmp_path).split())
+
+    stages = with_rounds(raw["rounds"] | {"9": {"prev": "8"}})
+    assert {"collect_onpolicy@9", "train_rnn_round@9", "evolve_round@9"} <= stages
+    stages = with_rounds({})
     assert "evolve" in stages and not any("@" in s for s in stages)

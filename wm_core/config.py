@@ -214,11 +214,6 @@ class EvolveConfig:
             f"one of {', '.join(self.ROUND_INITS)}",
         )
         _check(
-            self.round_init == "fresh" or self.members == 1,
-            "evolve.round_init",
-            "fresh when evolve.members > 1 (a round's CMA-ES starts from one C, not an ensemble)",
-        )
-        _check(
             self.init != "clone" or len(self.clone_from) > 0,
             "evolve.clone_from",
             "a non-empty list when evolve.init is clone",
@@ -235,6 +230,12 @@ class EvolveConfig:
         _check(self.sigma0 > 0, "evolve.sigma0", "> 0")
         _check(self.generations >= 0, "evolve.generations", ">= 0")
         _check(self.round_generations >= 0, "evolve.round_generations", ">= 0")
+        # relations last, so a key out of its own range is named as such
+        _check(
+            self.round_init == "fresh" or self.members == 1,
+            "evolve.round_init",
+            "fresh when evolve.members > 1 (a round's CMA-ES starts from one C, not an ensemble)",
+        )
 
 
 @dataclass(frozen=True)
