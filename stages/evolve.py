@@ -171,8 +171,19 @@ def main(argv: list[str] | None = None) -> None:
         _, unravel = ravel_pytree(eqx.filter(template, eqx.is_array))
         static = eqx.filter(template, eqx.is_array, inverse=True)
         d = p.dream
+        # Round 0's M has seen only random and scripted driving; a round's M has seen C's own
+        # off-road frames, so the rounds may charge for leaving the road where round 0 does not.
+        penalty, penalty_key = (
+            (d.offroad_penalty, "dream.offroad_penalty")
+            if rnd == 0
+            else (d.round_offroad_penalty, "dream.round_offroad_penalty")
+        )
+        # the dream this C is evolved in, its charge as offroad_penalty in every round
+        dream_used = {
+            k: v for k, v in dataclasses.asdict(d).items() if k != "round_offroad_penalty"
+        } | {"offroad_penalty": penalty}
         returns = make_population_returns(
-            template, d.temperature, d.horizon, d.dropout, d.offroad_penalty, d.action_noise
+            template, d.temperature, d.horizon, d.dropout, penalty, d.action_noise
         )
         probe, probe_info = None, {}
         labels = data.off_road
@@ -180,9 +191,9 @@ def main(argv: list[str] | None = None) -> None:
             w, b = fit_probe(data.mu, labels)
             probe = (jnp.asarray(w), jnp.asarray(b, jnp.float32))
             probe_info = {"offroad_probe_accuracy": probe_accuracy(data.mu, labels, w, b)}
-        elif d.offroad_penalty > 0:
+        elif penalty > 0:
             raise RuntimeError(
-                "dream.offroad_penalty > 0 needs latents with 'off_road' labels of both kinds "
+                f"{penalty_key} > 0 needs latents with 'off_road' labels of both kinds "
                 "(rerun encode_latents; frames on and off the road)"
             )
         inputs = [args.rnn, *args.latents] + [x for x in (init_path, args.judges) if x]
@@ -237,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
             out = args.model + (f".m{m}" if m else "")
             snaps = Snapshots.for_output(
                 out,
-                fingerprint(p.evolve, inputs, [seed, args.round, out, p.dream]),
+                fingerprint(p.evolve, inputs, [seed, args.round, out, dream_used]),
                 p.evolve.snapshot_every,
             )
             real_check = None
@@ -276,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
             starts = final_starts()
             flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
             ens_returns = make_population_returns(
-                ctrl, d.temperature, d.horizon, d.dropout, d.offroad_penalty, d.action_noise
+                ctrl, d.temperature, d.horizon, d.dropout, penalty, d.action_noise
             )
             r = ens_returns(rnn, flat[None], starts, jax.random.fold_in(key, FINAL_GEN + 1), probe)
             dream_ret = float(np.asarray(r).mean())
@@ -287,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
             metrics |= {"judges": len(judges), "dream_return_by_m": runs[0][3]}
         info = metrics | {
             "round": args.round,
-            "dream": dataclasses.asdict(p.dream),
+            "dream": dream_used,
             "evolve": dataclasses.asdict(p.evolve),
         }
         hp = {"z_dim": rnn.z_dim, "hidden": rnn.hidden}

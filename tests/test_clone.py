@@ -130,7 +130,7 @@ def workdir(tmp_path, monkeypatch):
     params["evolve"] |= {"members": 1, "real_check_every": 0}  # dream only: no V needed
     params["evolve"] |= {"init": "clone", "clone_from": ["heuristic"], "sigma0": 1e-9}
     params["hybrid"] |= {"real_generations": 0}
-    params["dream"] |= {"offroad_penalty": 0.0}  # the random latents carry no off-road labels
+    params["dream"] |= {"offroad_penalty": 0.0, "round_offroad_penalty": 0.0}  # no off-road labels
     write_dataset(tmp_path / "lat.zarr", labelled(lengths=(40, 25, 40, 25)))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)

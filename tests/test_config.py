@@ -59,6 +59,10 @@ def test_shipped_params_are_valid(params):
         ),
         (lambda r: r["evolve"].update(members=0), "evolve.members must be >= 1"),
         (lambda r: r["dream"].update(offroad_penalty=-1.0), "dream.offroad_penalty must be >= 0"),
+        (
+            lambda r: r["dream"].update(round_offroad_penalty=-1.0),
+            "dream.round_offroad_penalty must be >= 0",
+        ),
         (lambda r: r["dream"].update(action_noise=-0.1), "dream.action_noise must be >= 0"),
         (lambda r: r["rnn"].update(z_noise=-0.5), "rnn.z_noise must be >= 0"),
         (lambda r: r["rnn"].update(round_scratch="yes"), "rnn.round_scratch must be bool"),

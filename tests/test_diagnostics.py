@@ -82,7 +82,7 @@ def test_candidates_hold_the_kept_c_and_score_like_it(tmp_path, monkeypatch, cap
 
     root = Path(__file__).resolve().parents[1]
     params = yaml.safe_load((root / "tests" / "tiny_params.yaml").read_text())
-    params["dream"] |= {"dropout": 0.0, "offroad_penalty": 0.0}
+    params["dream"] |= {"dropout": 0.0, "offroad_penalty": 0.0, "round_offroad_penalty": 0.0}
     params["evolve"] |= {"members": 1, "real_check_every": 0}  # dream only: no V needed
     params["hybrid"] |= {"real_generations": 0}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def workdir(tmp_path, monkeypatch):
     params = yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text())
     params["rnn"] |= {"judges": 2, "dropout": 0.0}
-    params["dream"] |= {"offroad_penalty": 0.0}
+    params["dream"] |= {"offroad_penalty": 0.0, "round_offroad_penalty": 0.0}
     params["evolve"] |= {"members": 1, "real_check_every": 0}  # dream only: no V needed
     params["hybrid"] |= {"real_generations": 0}
     write_dataset(tmp_path / "lat.zarr", make_episodes(lengths=(40, 25), z_dim=8, frames=False))

@@ -226,6 +226,8 @@ def test_push_then_fresh_clone_pull_needs_no_rerun(repo):
     "key,value,expected",
     [
         ("dream.temperature", 1.5, {"evolve", "evolve_round@1", "evaluate"}),
+        ("dream.offroad_penalty", 0.0, {"evolve"}),  # round 0's charge
+        ("dream.round_offroad_penalty", 0.0, {"evolve_round@1"}),  # the rounds'
         ("evaluate.episodes", 3, {"evaluate"}),
         ("collect.random.episodes", 3, {"collect_random"}),
         ("rnn.round_steps", 4, {"train_rnn_round@1"}),

@@ -55,3 +55,41 @@ def test_evolve_refuses_a_penalty_without_labels(tmp_path, monkeypatch, capsys, 
     err = capsys.readouterr().err.strip()
     assert "needs latents with 'off_road' labels" in err and "\n" not in err
     assert not any((tmp_path / n).exists() for n in ("c.eqx", "m.json", "c.tsv"))
+
+
+def test_round_0_and_the_rounds_read_their_own_charge(tmp_path, monkeypatch, capsys, key):
+    """dream.offroad_penalty is round 0's, dream.round_offroad_penalty the later rounds': with
+    only the rounds charged, round 0 evolves on unlabelled latents and records no charge, and
+    round 1 refuses them, naming its own key."""
+    import yaml
+    from conftest import make_episodes
+
+    from stages import evolve
+    from wm_core.checkpoint import read_header, save_model
+    from wm_core.data import write_dataset
+    from wm_core.mdrnn import MDNRNN
+
+    params = yaml.safe_load((Path(__file__).resolve().parent / "tiny_params.yaml").read_text())
+    params["dream"] |= {"offroad_penalty": 0.0, "round_offroad_penalty": 0.5}
+    params["evolve"] |= {"members": 1, "real_check_every": 0}  # dream only: no V needed
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("WM_PARAMS", str(tmp_path / "params.yaml"))
+    save_model(tmp_path / "m.eqx", MDNRNN(8, 16, 2, key=key), "mdrnn", {
+        "z_dim": 8, "hidden": 16, "mixtures": 2})  # fmt: skip
+    write_dataset(tmp_path / "lat.zarr", make_episodes((20, 20), z_dim=8, frames=False))
+    inputs = [str(tmp_path / "m.eqx"), str(tmp_path / "lat.zarr")]
+
+    def outs(r: int) -> list[str]:
+        return [str(tmp_path / f"{name}{r}.{ext}") for name, ext in OUTS]
+
+    OUTS = (("c", "eqx"), ("m", "json"), ("c", "tsv"))
+
+    evolve.main([*outs(0), *inputs])
+    assert read_header(tmp_path / "c0.eqx")["info"]["dream"]["offroad_penalty"] == 0.0
+    assert "round_offroad_penalty" not in read_header(tmp_path / "c0.eqx")["info"]["dream"]
+    capsys.readouterr()  # round 0's progress bars
+    with pytest.raises(SystemExit):
+        evolve.main([*outs(1), *inputs, "--round", "1"])
+    err = capsys.readouterr().err.strip()
+    assert "dream.round_offroad_penalty > 0 needs latents" in err and "\n" not in err
+    assert not any(Path(f).exists() for f in outs(1))

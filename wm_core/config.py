@@ -172,7 +172,8 @@ class DreamConfig:
     warmup: int  # real steps that warm h up before the dream starts
     dropout: float  # DDL: each dream runs M under its own dropout mask (0 = off)
     reset_starts: float  # fraction of dreams that start at an episode's first frame, h = 0
-    offroad_penalty: float  # per dream step, x P(next frame off the road) (wm_core/road.py)
+    offroad_penalty: float  # round 0: per dream step, x P(next frame off the road) (road.py)
+    round_offroad_penalty: float  # the same charge in rounds >= 1, whose M has seen C off the road
     action_noise: float  # std of Gaussian noise on each dreamed action (as evaluate.noise)
 
     def __post_init__(self):
@@ -182,6 +183,7 @@ class DreamConfig:
         _check(self.warmup >= 0, "dream.warmup", ">= 0")
         _check(0 <= self.dropout < 1, "dream.dropout", "in [0, 1)")
         _check(self.offroad_penalty >= 0, "dream.offroad_penalty", ">= 0")
+        _check(self.round_offroad_penalty >= 0, "dream.round_offroad_penalty", ">= 0")
         _check(self.action_noise >= 0, "dream.action_noise", ">= 0")
 
 
