@@ -441,3 +441,23 @@ def test_shipped_params_dag_has_eight_rounds_and_more_are_one_edit_away(tmp_path
     assert {"collect_onpolicy@9", "train_rnn_round@9", "evolve_round@9"} <= stages
     stages = with_rounds({})
     assert "evolve" in stages and not any("@" in s for s in stages)
+
+
+def test_each_evolve_stage_lists_every_dream_key_it_reads():
+    """The evolve stages list dream keys one by one (round 0 skips the rounds' charge, the
+    rounds skip round 0's), so a new dream key must be listed or DVC would not rerun on it."""
+    import dataclasses
+
+    import yaml
+
+    from wm_core.config import DreamConfig
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    keys = {f"dream.{f.name}" for f in dataclasses.fields(DreamConfig)}
+    listed = {
+        name: {k for k in spec.get("do", spec)["params"] if k.startswith("dream")}
+        for name, spec in stages.items()
+        if name in ("evolve", "evolve_round")
+    }
+    assert listed["evolve"] == keys - {"dream.round_offroad_penalty"}
+    assert listed["evolve_round"] == keys - {"dream.offroad_penalty"}
