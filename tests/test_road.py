@@ -79,10 +79,8 @@ def test_round_0_and_the_rounds_read_their_own_charge(tmp_path, monkeypatch, cap
     write_dataset(tmp_path / "lat.zarr", make_episodes((20, 20), z_dim=8, frames=False))
     inputs = [str(tmp_path / "m.eqx"), str(tmp_path / "lat.zarr")]
 
-    def outs(r: int) -> list[str]:
-        return [str(tmp_path / f"{name}{r}.{ext}") for name, ext in OUTS]
-
-    OUTS = (("c", "eqx"), ("m", "json"), ("c", "tsv"))
+    def outs(r: int) -> list[str]:  # round r's model, metrics and curve
+        return [str(tmp_path / name.format(r)) for name in ("c{}.eqx", "m{}.json", "c{}.tsv")]
 
     evolve.main([*outs(0), *inputs])
     assert read_header(tmp_path / "c0.eqx")["info"]["dream"]["offroad_penalty"] == 0.0
