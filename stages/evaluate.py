@@ -1,9 +1,11 @@
 """evaluate: the final agent drives the real CarRacing-v3 from frame 0 on held-out seeds.
 
-python -m stages.evaluate METRICS.json SCORES.tsv VIDEO_DIR STRIP.png VAE.eqx RNN.eqx CTRL.eqx
+python -m stages.evaluate METRICS.json SCORES.tsv VIDEO_DIR STRIP.png MODELS_DIR SELECT.json
 
-Writes the metrics, per-episode scores, mp4s of the best and the worst episode, and a strip of
-real frames / V reconstructions / M's open-loop dream from the best episode.
+The agent is round ``evaluate.round``'s, or with 'best' the one the select stage chose
+(SELECT.json, from training tracks only). Writes the metrics, per-episode scores, mp4s of the
+best and the worst episode, and a strip of real frames / V reconstructions / M's open-loop dream
+from the best episode.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from wm_core.checkpoint import read_header
 from wm_core.evaluate import score_summary
 from wm_core.metrics import write_json, write_tsv
 from wm_core.rollout import run_episodes
+from wm_core.select import agent_paths, final_round
 from wm_core.strip import dream_strip
 from wm_core.video import write_mp4, write_png
 
@@ -41,16 +44,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("scores")
     ap.add_argument("video_dir")
     ap.add_argument("strip")
-    ap.add_argument("models", nargs=3, metavar="MODEL")
+    ap.add_argument("models", help="the models directory (vae.eqx, r<k>/)")
+    ap.add_argument("select", help="the select stage's JSON (read where evaluate.round is 'best')")
     args = ap.parse_args(argv)
 
     def body(p) -> None:
         e = p.evaluate
+        rnd = final_round(p, args.select)
+        models = [str(m) for m in agent_paths(args.models, rnd)]
+        for m in models:
+            if not Path(m).exists():
+                raise FileNotFoundError(f"{m}: missing (did round {rnd}'s stages run?)")
         seeds = list(range(e.seed0, e.seed0 + e.episodes))
-        spec = ("agent", *args.models, e.noise)  # noise: seeded per episode, replays agree
+        spec = ("agent", *models, e.noise)  # noise: seeded per episode, replays agree
         eps = run_episodes(spec, seeds, p.env, e.workers, "evaluate", keep_obs=False)
         summary = score_summary(eps)
-        info = read_header(args.models[2])["info"]
+        summary["round"] = int(rnd)
+        info = read_header(models[2])["info"]
         summary["dream_return"] = float(info["dream_return"])
         # 0: dream-only. >0: a hybrid (CMA-ES went on in the real env), never to be mixed up
         summary["real_generations"] = int(info.get("real_generations", 0))
@@ -73,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         out.mkdir(parents=True, exist_ok=True)
         for (name, seed), ep in zip(picks.items(), replays):
             write_mp4(out / f"{name}_seed{seed}.mp4", ep["raw"])
-        write_strip(args.strip, replays[-1], args.models, p.dream.temperature, p.seed)
+        write_strip(args.strip, replays[-1], models, p.dream.temperature, p.seed)
 
     run_stage("evaluate", body)
 

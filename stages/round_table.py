@@ -5,9 +5,9 @@ python -m stages.round_table OUT.tsv METRICS_DIR
 Row r is agent r (V, M_r, C_r): ``dream_return`` and ``dream_offroad_frac`` of C_r in M_r's dream
 (metrics/evolve/r{r}.json), and, where an on-policy round k drove it (``rounds.k.prev == r``),
 its real return on round k's training tracks with collection's exploration noise and how often
-M_r's reward head was deluded there (metrics/collect_onpolicy/r{k}.json). The last agent has no
-real columns (blank): evaluate scores it on the held-out tracks. ``dvc plots`` draws the table
-round by round.
+M_r's reward head was deluded there (metrics/collect_onpolicy/r{k}.json). The agents no round
+drove (the last one) drove the next tracks in the select stage (metrics/select.json, ``measured``);
+without that file their real columns are blank. ``dvc plots`` draws the table round by round.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from stages.common import run_stage
 from wm_core.config import Params
 from wm_core.data import atomic_path
+from wm_core.select import agents, drivers
 
 REAL = {  # column: key in metrics/collect_onpolicy/r{k}.json
     "real_return": "return_mean",
@@ -45,17 +46,19 @@ def _read(path: Path, keys: list[str]) -> dict:
 
 def round_rows(p: Params, metrics: Path) -> list[dict]:
     """Agents 0 and every id in ``rounds``, in round order; real columns None where none drove."""
-    drove: dict[str, str] = {}  # agent round -> the first on-policy round that collected with it
-    for k in sorted(p.rounds, key=int):
-        drove.setdefault(p.rounds[k]["prev"], k)
+    drove = drivers(p)
+    selected = metrics / "select.json"
+    measured = _read(selected, ["return_mean"]).get("measured", {}) if selected.exists() else {}
     rows = []
-    for r in sorted(["0", *p.rounds], key=int):
+    for r in agents(p):
         ev = _read(metrics / "evolve" / f"r{r}.json", ["dream_return", "dream_offroad_frac"])
         row = {"round": int(r), "dream_return": ev["dream_return"]}
         row["dream_offroad_frac"] = ev["dream_offroad_frac"]
         if r in drove:
             real = _read(metrics / "collect_onpolicy" / f"r{drove[r]}.json", list(REAL.values()))
             row |= {col: float(real[key]) for col, key in REAL.items()}
+        elif r in measured:
+            row |= {col: float(measured[r][key]) for col, key in REAL.items()}
         else:
             row |= dict.fromkeys(REAL)
         rows.append(row)

@@ -29,7 +29,7 @@ def write(tmp_path, mutate):
 )
 def test_shipped_params_are_valid(params):
     p = load_params(ROOT / params)
-    assert p.evaluate.round == "0" or p.evaluate.round in p.rounds
+    assert p.evaluate.round in ("best", "0") or p.evaluate.round in p.rounds
 
 
 @pytest.mark.parametrize(
@@ -68,6 +68,8 @@ def test_shipped_params_are_valid(params):
         (lambda r: r["rnn"].update(round_scratch="yes"), "rnn.round_scratch must be bool"),
         (lambda r: r["rnn"].update(judges=-1), "rnn.judges must be an int >= 0"),
         (lambda r: r.update(rounds={}, evaluate=r["evaluate"] | {"round": "2"}), "evaluate.round"),
+        (lambda r: r["evaluate"].update(round="last"), "evaluate.round must be 'best', '0' or an"),
+        (lambda r: r["evaluate"].update(seed0=39010), r"avoid select@8 seeds \[39000, 39020\)"),
         (lambda r: r["evolve"].update(init="expert"), "evolve.init must be one of random, clone"),
         (lambda r: r["evolve"].update(round_init="last"), "evolve.round_init must be one of fresh"),
         (

@@ -110,6 +110,7 @@ def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
         "encode_latents_round@1",
         "train_rnn_round@1",
         "evolve_round@1",
+        "select",
         "evaluate",
         "round_table",
     ):
@@ -134,16 +135,23 @@ def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
     assert latents.expert_action.shape == latents.action.shape  # finite: read_dataset checks
     assert 0.5 <= evolved["offroad_probe_accuracy"] <= 1
     assert 0 <= evolved["dream_offroad_frac"] <= 1
-    evaluated = json.loads((path / "metrics" / "evolve" / "r1.json").read_text())  # round '1'
-    # the per-round table: agent 0 drove round 1's tracks; agent 1 is evaluate's to score
+    # the per-round table: agent 0 drove round 1's tracks; agent 1 drove the tracks a round 2
+    # would, in select, which chose the agent with the higher mean return for evaluate
     drove = json.loads((path / "metrics" / "collect_onpolicy" / "r1.json").read_text())
     assert 0 <= drove["delusion_rate"] <= 1 and 0 <= drove["delusion_rate_no_progress"] <= 1
+    chose = json.loads((path / "metrics" / "select.json").read_text())
+    last = chose["measured"]["1"]
+    assert last["seed0"] == 32000 and last["episodes"] == 2
+    assert chose["returns"] == {"0": drove["return_mean"], "1": last["return_mean"]}
+    best = 1 if last["return_mean"] >= drove["return_mean"] else 0
+    assert chose["round"] == metrics["round"] == best
     head, *rows = (path / "plots" / "rounds.tsv").read_text().splitlines()
     table = [dict(zip(head.split("\t"), r.split("\t"), strict=True)) for r in rows]
     assert [r["round"] for r in table] == ["0", "1"]
     assert float(table[0]["real_return"]) == pytest.approx(drove["return_mean"], abs=1e-3)
-    assert float(table[1]["dream_return"]) == pytest.approx(evaluated["dream_return"], abs=1e-3)
-    assert table[1]["real_return"] == ""
+    assert float(table[1]["real_return"]) == pytest.approx(last["return_mean"], abs=1e-3)
+    evaluated = json.loads((path / "metrics" / "evolve" / f"r{best}.json").read_text())
+    assert float(table[best]["dream_return"]) == pytest.approx(evaluated["dream_return"], abs=1e-3)
     assert metrics["dream_offroad_frac"] == evaluated["dream_offroad_frac"]
     assert 0 <= metrics["off_road_frac"] <= 1
     assert sorted(p.name.split("_")[0] for p in (path / "videos").glob("*.mp4")) == [
@@ -229,6 +237,8 @@ def test_push_then_fresh_clone_pull_needs_no_rerun(repo):
         ("dream.offroad_penalty", 0.0, {"evolve"}),  # round 0's charge
         ("dream.round_offroad_penalty", 0.0, {"evolve_round@1"}),  # the rounds'
         ("evaluate.episodes", 3, {"evaluate"}),
+        ("evaluate.round", "0", {"evaluate"}),
+        ("collect.onpolicy.noise", 0.2, {"collect_onpolicy@1", "select"}),
         ("collect.random.episodes", 3, {"collect_random"}),
         ("rnn.round_steps", 4, {"train_rnn_round@1"}),
         ("rnn.round_scratch", True, {"train_rnn_round@1"}),
@@ -425,13 +435,13 @@ def test_shipped_params_dag_has_eight_rounds_and_more_are_one_edit_away(tmp_path
     sh("git", "init", "-q", cwd=tmp_path)
     sh("dvc", "init", "-q", cwd=tmp_path)
     stages = set(sh("dvc", "stage", "list", "--name-only", cwd=tmp_path).split())
-    assert {"train_rnn", "evolve", "score_heuristic", "evaluate"} <= stages
+    assert {"train_rnn", "evolve", "score_heuristic", "select", "evaluate"} <= stages
     for k in range(1, 9):
         assert {f"collect_onpolicy@{k}", f"train_rnn_round@{k}", f"evolve_round@{k}"} <= stages
     assert not any(s.endswith("@9") for s in stages)
     raw = yaml.safe_load((tmp_path / "params.yaml").read_text())
     assert raw["rounds"] == {str(k): {"prev": str(k - 1)} for k in range(1, 9)}
-    assert raw["evaluate"]["round"] == "8"
+    assert raw["evaluate"]["round"] == "best"  # select's choice among agents 0-8
 
     def with_rounds(rounds: dict) -> set[str]:
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw | {"rounds": rounds}))
@@ -440,7 +450,7 @@ def test_shipped_params_dag_has_eight_rounds_and_more_are_one_edit_away(tmp_path
     stages = with_rounds(raw["rounds"] | {"9": {"prev": "8"}})
     assert {"collect_onpolicy@9", "train_rnn_round@9", "evolve_round@9"} <= stages
     stages = with_rounds({})
-    assert "evolve" in stages and not any("@" in s for s in stages)
+    assert {"evolve", "select"} <= stages and not any("@" in s for s in stages)
 
 
 def test_each_evolve_stage_lists_every_dream_key_it_reads():

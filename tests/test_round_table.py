@@ -55,6 +55,12 @@ def test_rows_pair_each_agent_with_the_round_that_drove_it(tmp_path):
     head = ["round", "dream_return", "dream_offroad_frac", "real_return"]
     assert lines[0].split("\t")[:4] == head
     assert lines[1].split("\t")[3] == "300" and lines[3].split("\t")[3] == ""  # blank, not 0
+    # the select stage drove agent 2 on the tracks a round 3 would: its row is filled from there
+    chose = {"round": 2, "return_mean": 500.0, "measured": {"2": collected(500.0)}}
+    (tmp_path / "m" / "select.json").write_text(json.dumps(chose))
+    rows = round_rows(p, tmp_path / "m")
+    assert [r["real_return"] for r in rows] == [300.0, 450.0, 500.0]
+    assert rows[2]["delusion_rate"] == 0.5
 
 
 def test_missing_or_old_metrics_are_named(tmp_path):

@@ -1,6 +1,6 @@
 """``wm``: the user's handle on the pipeline's results.
 
-wm play [--seeds 1000-1004] [--round K] [--models models] [--video out.mp4]
+wm play [--seeds 1000-1004] [--round K] [--models models] [--select SELECT.json] [--video out.mp4]
 wm check-params [FILE]
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from wm_core.errors import WMError
 from wm_core.jaxcache import use_compilation_cache
@@ -36,19 +35,15 @@ def play(args) -> None:
 
     from wm_core.config import load_params
     from wm_core.rollout import run_episodes
+    from wm_core.select import agent_paths, final_round
     from wm_core.video import write_mp4
 
     p = load_params(args.params)
     noise = p.evaluate.noise if args.noise is None else args.noise
     if not noise >= 0:
         raise WMError(f"--noise {noise}: must be >= 0")
-    rnd = args.round or p.evaluate.round
-    models = Path(args.models)
-    paths = [
-        models / "vae.eqx",
-        models / f"r{rnd}" / "mdrnn.eqx",
-        models / f"r{rnd}" / "controller.eqx",
-    ]
+    rnd = final_round(p, args.select, args.round)
+    paths = agent_paths(args.models, rnd)
     for path in paths:
         if not path.exists():
             raise WMError(f"{path} not found: run `dvc repro` (or `dvc pull`) first")
@@ -86,8 +81,16 @@ def main(argv: list[str] | None = None) -> None:
     sub = ap.add_subparsers(dest="command", required=True)
     pp = sub.add_parser("play", help="drive a trained agent in the real env, print each score")
     pp.add_argument("--seeds", type=parse_seeds, default=parse_seeds("1000-1004"))
-    pp.add_argument("--round", help="which round's agent (default: evaluate.round)")
+    pp.add_argument(
+        "--round", help="which round's agent (default: evaluate.round; 'best': select's choice)"
+    )
     pp.add_argument("--models", default="models", help="models directory (default: models)")
+    pp.add_argument(
+        "--select",
+        default="metrics/select.json",
+        help="the select stage's choice, read where the round is 'best' "
+        "(default: metrics/select.json)",
+    )
     pp.add_argument("--video", help="write all episodes to this mp4")
     pp.add_argument("--workers", type=int, default=1)
     pp.add_argument(

@@ -263,7 +263,7 @@ class EvaluateConfig:
     seed0: int  # held-out tracks: seed0 .. seed0 + episodes - 1
     episodes: int
     workers: int
-    round: str  # whose agent is scored: normally the last round
+    round: str  # whose agent is scored: 'best' (the select stage's choice) or a round id
     noise: float  # std of Gaussian noise on each action (0: C's deterministic actions)
 
     def __post_init__(self):
@@ -298,9 +298,9 @@ class Params:
             )
             _check(int(prev) < int(rid), f"rounds.{rid}.prev", "an earlier round")
         _check(
-            self.evaluate.round == "0" or self.evaluate.round in self.rounds,
+            self.evaluate.round in ("best", "0") or self.evaluate.round in self.rounds,
             "evaluate.round",
-            "'0' or an id in rounds",
+            "'best', '0' or an id in rounds",
         )
         self._check_seed_overlap()
 
@@ -317,6 +317,10 @@ class Params:
         for rid in self.rounds:
             s0 = onpolicy_seed0(c.onpolicy, rid)
             seeds[f"collect.onpolicy@{rid}"] = range(s0, s0 + c.onpolicy.episodes)
+        from wm_core.select import select_seeds  # it reads Params: imported when called
+
+        for agent, r in select_seeds(self).items():
+            seeds[f"select@{agent}"] = r
         hy = self.hybrid
         if hy.real_generations > 0:
             seeds["hybrid"] = range(hy.seed0, hy.seed0 + hy.real_generations * hy.episodes)
