@@ -51,10 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     def body(p) -> None:
         e = p.evaluate
         rnd = final_round(p, args.select)
-        models = [str(m) for m in agent_paths(args.models, rnd)]
-        for m in models:
-            if not Path(m).exists():
-                raise FileNotFoundError(f"{m}: missing (did round {rnd}'s stages run?)")
+        models = agent_paths(args.models, rnd)
         seeds = list(range(e.seed0, e.seed0 + e.episodes))
         spec = ("agent", *models, e.noise)  # noise: seeded per episode, replays agree
         eps = run_episodes(spec, seeds, p.env, e.workers, "evaluate", keep_obs=False)

@@ -38,11 +38,7 @@ def select(p: Params, models: Path, onpolicy: Path) -> dict:
     o = p.collect.onpolicy
     measured = {}
     for a, seeds in select_seeds(p).items():
-        paths = agent_paths(models, a)
-        for path in paths:
-            if not path.exists():
-                raise FileNotFoundError(f"{path}: missing (did round {a}'s stages run?)")
-        spec = ("agent", *map(str, paths), o.noise)
+        spec = ("agent", *agent_paths(models, a), o.noise)
         eps = run_episodes(
             spec, list(seeds), p.env, p.collect.workers, f"select@{a}", keep_obs=False
         )

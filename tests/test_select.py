@@ -9,7 +9,7 @@ import yaml
 from stages.select import driven_return
 from wm_core.config import load_params
 from wm_core.errors import WMError
-from wm_core.select import final_round, pick, select_seeds, undriven
+from wm_core.select import agent_paths, final_round, pick, select_seeds, undriven
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,3 +71,13 @@ def test_a_missing_or_broken_round_metric_is_named(tmp_path):
     (tmp_path / "r3.json").write_text(json.dumps({"episodes": 20}))
     with pytest.raises(RuntimeError, match="r3.json: no return_mean"):
         driven_return(tmp_path / "r3.json")
+
+
+def test_a_missing_model_of_the_agent_is_named(tmp_path):
+    (tmp_path / "r2").mkdir()
+    for name in ("vae.eqx", "r2/mdrnn.eqx"):
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(WMError, match=r"r2/controller.eqx not found \(round 2\): run `dvc repro`"):
+        agent_paths(tmp_path, "2")
+    (tmp_path / "r2" / "controller.eqx").write_bytes(b"x")
+    assert agent_paths(tmp_path, "2")[2] == str(tmp_path / "r2" / "controller.eqx")

@@ -43,12 +43,8 @@ def play(args) -> None:
     if not noise >= 0:
         raise WMError(f"--noise {noise}: must be >= 0")
     rnd = final_round(p, args.select, args.round)
-    paths = agent_paths(args.models, rnd)
-    for path in paths:
-        if not path.exists():
-            raise WMError(f"{path} not found: run `dvc repro` (or `dvc pull`) first")
     eps = run_episodes(
-        ("agent", *map(str, paths), noise),
+        ("agent", *agent_paths(args.models, rnd), noise),
         args.seeds,
         p.env,
         args.workers,

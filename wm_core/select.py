@@ -78,7 +78,11 @@ def final_round(p: Params, select_json: str | Path, requested: str | None = None
     return str(chosen)
 
 
-def agent_paths(models: str | Path, rnd: str) -> list[Path]:
-    """V, M_r and C_r of round ``rnd``'s agent under the models directory."""
+def agent_paths(models: str | Path, rnd: str) -> list[str]:
+    """V, M_r and C_r of round ``rnd``'s agent under the models directory; each must exist."""
     m = Path(models)
-    return [m / "vae.eqx", m / f"r{rnd}" / "mdrnn.eqx", m / f"r{rnd}" / "controller.eqx"]
+    paths = [m / "vae.eqx", m / f"r{rnd}" / "mdrnn.eqx", m / f"r{rnd}" / "controller.eqx"]
+    for path in paths:
+        if not path.exists():
+            raise WMError(f"{path} not found (round {rnd}): run `dvc repro` (or `dvc pull`) first")
+    return [str(path) for path in paths]
