@@ -69,7 +69,7 @@ def test_shipped_params_are_valid(params):
         (lambda r: r["rnn"].update(judges=-1), "rnn.judges must be an int >= 0"),
         (lambda r: r.update(rounds={}, evaluate=r["evaluate"] | {"round": "2"}), "evaluate.round"),
         (lambda r: r["evaluate"].update(round="last"), "evaluate.round must be 'best', '0' or an"),
-        (lambda r: r["evaluate"].update(seed0=39010), r"avoid select@8 seeds \[39000, 39020\)"),
+        (lambda r: r["evaluate"].update(seed0=41010), r"avoid select@10 seeds \[41000, 41020\)"),
         (lambda r: r["evolve"].update(init="expert"), "evolve.init must be one of random, clone"),
         (lambda r: r["evolve"].update(round_init="last"), "evolve.round_init must be one of fresh"),
         (

@@ -425,9 +425,10 @@ def test_outputs_are_byte_identical_across_runs_and_worker_counts(repo, tmp_path
     assert differ == []
 
 
-def test_shipped_params_dag_has_eight_rounds_and_more_are_one_edit_away(tmp_path):
-    """Main's params.yaml runs round 0 and eight on-policy rounds, each from the one before, and
-    evaluates the last; a ninth round is one edit away, and `rounds: {}` leaves round 0 alone."""
+def test_shipped_params_dag_has_ten_rounds_and_more_are_one_edit_away(tmp_path):
+    """Main's params.yaml runs round 0 and ten on-policy rounds, each from the one before, and
+    evaluates select's choice; an eleventh round is one edit away, and `rounds: {}` leaves
+    round 0 alone."""
     import yaml
 
     for name in ("dvc.yaml", "params.yaml"):
@@ -436,19 +437,19 @@ def test_shipped_params_dag_has_eight_rounds_and_more_are_one_edit_away(tmp_path
     sh("dvc", "init", "-q", cwd=tmp_path)
     stages = set(sh("dvc", "stage", "list", "--name-only", cwd=tmp_path).split())
     assert {"train_rnn", "evolve", "score_heuristic", "select", "evaluate"} <= stages
-    for k in range(1, 9):
+    for k in range(1, 11):
         assert {f"collect_onpolicy@{k}", f"train_rnn_round@{k}", f"evolve_round@{k}"} <= stages
-    assert not any(s.endswith("@9") for s in stages)
+    assert not any(s.endswith("@11") for s in stages)
     raw = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    assert raw["rounds"] == {str(k): {"prev": str(k - 1)} for k in range(1, 9)}
-    assert raw["evaluate"]["round"] == "best"  # select's choice among agents 0-8
+    assert raw["rounds"] == {str(k): {"prev": str(k - 1)} for k in range(1, 11)}
+    assert raw["evaluate"]["round"] == "best"  # select's choice among agents 0-10
 
     def with_rounds(rounds: dict) -> set[str]:
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw | {"rounds": rounds}))
         return set(sh("dvc", "stage", "list", "--name-only", cwd=tmp_path).split())
 
-    stages = with_rounds(raw["rounds"] | {"9": {"prev": "8"}})
-    assert {"collect_onpolicy@9", "train_rnn_round@9", "evolve_round@9"} <= stages
+    stages = with_rounds(raw["rounds"] | {"11": {"prev": "10"}})
+    assert {"collect_onpolicy@11", "train_rnn_round@11", "evolve_round@11"} <= stages
     stages = with_rounds({})
     assert {"evolve", "select"} <= stages and not any("@" in s for s in stages)
 

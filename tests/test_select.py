@@ -40,9 +40,9 @@ def test_pick_refuses_nothing_or_a_nan(returns, match):
 
 
 def test_the_undriven_agents_drive_the_tracks_the_next_rounds_would(tmp_path):
-    p = params(tmp_path)  # main's eight rounds, 20 episodes from 30000 + 1000 k
-    assert undriven(p) == ["8"]
-    assert select_seeds(p) == {"8": range(39000, 39020)}
+    p = params(tmp_path)  # main's ten rounds, 20 episodes from 30000 + 1000 k
+    assert undriven(p) == ["10"]
+    assert select_seeds(p) == {"10": range(41000, 41020)}
     assert select_seeds(params(tmp_path, rounds={})) == {"0": range(31000, 31020)}
     fork = params(tmp_path, rounds={"1": {"prev": "0"}, "2": {"prev": "0"}})  # two leaves
     assert select_seeds(fork) == {"1": range(33000, 33020), "2": range(34000, 34020)}
@@ -57,8 +57,8 @@ def test_final_round_reads_select_only_for_best(tmp_path):
     chose.write_text(json.dumps({"round": 5, "returns": {}}))
     assert final_round(p, chose) == "5"
     assert final_round(p, chose, "3") == "3"  # wm play --round 3
-    chose.write_text(json.dumps({"round": 9}))
-    with pytest.raises(WMError, match="round 9 is not an agent"):
+    chose.write_text(json.dumps({"round": 11}))
+    with pytest.raises(WMError, match="round 11 is not an agent"):
         final_round(p, chose)
     chose.write_text("{")
     with pytest.raises(WMError, match="no 'round' in it"):

@@ -40,7 +40,7 @@ def undriven(p: Params) -> list[str]:
 
 def select_seeds(p: Params) -> dict[str, range]:
     """Agent -> the training tracks it drives in the select stage: the j-th undriven agent gets
-    those on-policy round ``last + 1 + j`` would (round 8's: 39000 .. 39019 by default)."""
+    those on-policy round ``last + 1 + j`` would (after main's ten rounds: 41000 .. 41019)."""
     o = p.collect.onpolicy
     nxt = max(int(a) for a in agents(p)) + 1
     out = {}
