@@ -121,6 +121,30 @@ def test_save_load_round_trip(tmp_path, key):
     assert eqx.tree_equal(rnn, back)
 
 
+def test_step_and_heads_are_the_textbook_cell_and_linear_head(key):
+    """step/heads are written row-major for speed; they must compute eqx.nn.LSTMCell and
+    eqx.nn.Linear, alone and under vmap (the dream's batch of rollouts)."""
+    rnn = MDNRNN(32, 64, 5, key=key)
+    k1, k2, k3, k4 = jax.random.split(jax.random.key(7), 4)
+    z, a = jax.random.normal(k1, (12, 32)), jax.random.uniform(k2, (12, 3))
+    h, c = jax.random.normal(k3, (12, 64)), jax.random.normal(k4, (12, 64))
+
+    def ours(z, a, h, c):
+        h2, c2 = rnn.step(z, a, (h, c))
+        return h2, c2, jnp.concatenate([x.ravel() for x in rnn.heads(h2)])
+
+    def textbook(z, a, h, c):
+        h2, c2 = rnn.cell(jnp.concatenate([z, a]), (h, c))
+        return h2, c2, jnp.concatenate([x.ravel() for x in rnn._split_heads(rnn.head(h2))])
+
+    for got, want in (
+        (jax.vmap(ours)(z, a, h, c), jax.vmap(textbook)(z, a, h, c)),
+        (ours(z[0], a[0], h[0], c[0]), textbook(z[0], a[0], h[0], c[0])),
+    ):
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
+
+
 def test_dropout_masks_are_inverted_and_change_the_step(key):
     from wm_core.mdrnn import dropout_masks
 
