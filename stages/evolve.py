@@ -41,6 +41,7 @@ from jax.flatten_util import ravel_pytree
 from stages.common import run_stage
 from wm_core.checkpoint import load_model, save_model
 from wm_core.clone import clone_controller
+from wm_core.config import EvolveConfig
 from wm_core.controller import Controller
 from wm_core.data import concat, read_dataset
 from wm_core.dream import dream_offroad_frac, make_population_returns, sample_starts
@@ -52,6 +53,17 @@ from wm_core.road import fit_probe, probe_accuracy
 from wm_core.rollout import run_episodes, run_population
 
 FINAL_GEN = 1_000_000  # the final re-scoring's dreams: seeds no generation uses
+
+
+def evolve_keys_read(round_: int) -> set[str]:
+    """The ``evolve`` keys a stage of this round reads (dvc.yaml lists the same; a test checks):
+    round 0 reads ``generations``, later rounds ``round_generations`` and ``round_init``, and
+    ``snapshot_every`` changes no result. The controller's header records only these, so its
+    bits do not depend on a key the stage ignores."""
+    skip = {"snapshot_every"} | (
+        {"round_generations", "round_init"} if round_ == 0 else {"generations"}
+    )
+    return {f.name for f in dataclasses.fields(EvolveConfig)} - skip
 
 
 def make_real_check(
@@ -299,7 +311,11 @@ def main(argv: list[str] | None = None) -> None:
         info = metrics | {
             "round": args.round,
             "dream": dream_used,
-            "evolve": dataclasses.asdict(p.evolve),
+            "evolve": {
+                k: v
+                for k, v in dataclasses.asdict(p.evolve).items()
+                if k in evolve_keys_read(args.round)
+            },
         }
         hp = {"z_dim": rnn.z_dim, "hidden": rnn.hidden}
         if ctrl.members > 1:

@@ -472,3 +472,16 @@ def test_each_evolve_stage_lists_every_dream_key_it_reads():
     }
     assert listed["evolve"] == keys - {"dream.round_offroad_penalty"}
     assert listed["evolve_round"] == keys - {"dream.offroad_penalty"}
+
+
+def test_each_evolve_stage_lists_the_evolve_keys_it_reads():
+    """The controller's header records exactly the evolve keys its stage lists in dvc.yaml."""
+    import yaml
+
+    from stages.evolve import evolve_keys_read
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, round_ in (("evolve", 0), ("evolve_round", 1)):
+        params = stages[name].get("do", stages[name])["params"]
+        listed = {k.removeprefix("evolve.") for k in params if k.startswith("evolve.")}
+        assert listed == evolve_keys_read(round_), name
