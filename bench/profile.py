@@ -7,9 +7,10 @@ rollouts, ``--horizon`` steps, one call); ``rnn`` times ``--steps`` of M's train
 ``fit_mdrnn`` builds it (``bench/rnn.py``'s ``build_jax``). Both run once to compile, then once
 under ``jax.profiler.trace``; XLA:CPU records every thunk it runs (a fusion, a library matmul,
 a loop; a loop's time includes its body's thunks), and the ``--top`` thunks by total time are
-printed with their call count, their share of the traced wall time and the source op that XLA's metadata names for them (from the same
-program's optimised HLO). Session 43 found the dream's gate transpose this way (BENCHMARKS.md).
-No baseline: this is a diagnosis, not a figure; the last line is one JSON object.
+printed with their call count, their share of the traced wall time and the source op that
+XLA's metadata names for them (from the same program's optimised HLO). Session 43 found the
+dream's gate transpose this way (BENCHMARKS.md). No baseline: this is a diagnosis, not a
+figure; the last line is one JSON object.
 """
 
 from __future__ import annotations
