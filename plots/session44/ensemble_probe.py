@@ -37,7 +37,9 @@ def _act(ctrl, z, h):
 class EnsemblePolicy:
     def __init__(self, models: Path, rounds: list[str], noise: float):
         worlds = [
-            load_world(models / "vae.eqx", models / f"r{k}/mdrnn.eqx", models / f"r{k}/controller.eqx")
+            load_world(
+                models / "vae.eqx", models / f"r{k}/mdrnn.eqx", models / f"r{k}/controller.eqx"
+            )
             for k in rounds
         ]
         self.vae = worlds[0][0]
@@ -76,7 +78,9 @@ def main() -> None:
     env = make_env(fast=True)
     for seed in args.seeds:
         ep = run_episode(env, policy, seed, 1000, crop_hud=False)
-        print(f"seed {seed}: {float(ep['reward'].sum()):.1f} ({len(ep['reward'])} frames)", flush=True)
+        print(
+            f"seed {seed}: {float(ep['reward'].sum()):.1f} ({len(ep['reward'])} frames)", flush=True
+        )
 
 
 if __name__ == "__main__":
