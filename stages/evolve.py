@@ -57,10 +57,11 @@ FINAL_GEN = 1_000_000  # the final re-scoring's dreams: seeds no generation uses
 
 def evolve_keys_read(round_: int) -> set[str]:
     """The ``evolve`` keys a stage of this round reads (dvc.yaml lists the same; a test checks):
-    round 0 reads ``generations``, later rounds ``round_generations`` and ``round_init``, and
-    ``snapshot_every`` changes no result. The controller's header records only these, so its
-    bits do not depend on a key the stage ignores."""
-    skip = {"snapshot_every"} | (
+    round 0 reads ``generations``, later rounds ``round_generations`` and ``round_init``;
+    ``snapshot_every`` changes no result, and ``round_start`` is read by the round_start stage
+    (which C ``--prev`` names). The controller's header records only these, so its bits do not
+    depend on a key the stage ignores."""
+    skip = {"snapshot_every", "round_start"} | (
         {"round_generations", "round_init"} if round_ == 0 else {"generations"}
     )
     return {f.name for f in dataclasses.fields(EvolveConfig)} - skip

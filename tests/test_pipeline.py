@@ -65,8 +65,10 @@ def make_repo(path: Path, overrides: dict | None = None) -> tuple[Path, str]:
         "plots",
     )
 
-    def ignore(directory, names):  # also leave out a developer's DVC cache and temp files
-        extra = {"cache", "tmp"} & set(names) if Path(directory).name == ".dvc" else set()
+    def ignore(directory, names):  # also leave out a developer's DVC cache, temp files and
+        # local config (a `dvc cache dir --local` elsewhere would bring that cache's run cache)
+        local = {"cache", "tmp", "config.local"}
+        extra = local & set(names) if Path(directory).name == ".dvc" else set()
         return set(skip(directory, names)) | extra
 
     shutil.copytree(ROOT, path, ignore=ignore)
@@ -109,6 +111,8 @@ def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
         "flip_augment_round@1",
         "encode_latents_round@1",
         "train_rnn_round@1",
+        "round_start_base",
+        "round_start@1",
         "evolve_round@1",
         "select",
         "evaluate",
@@ -139,6 +143,8 @@ def test_repro_runs_every_stage_and_writes_finite_metrics(repo):
     # would, in select, which chose the agent with the higher mean return for evaluate
     drove = json.loads((path / "metrics" / "collect_onpolicy" / "r1.json").read_text())
     assert 0 <= drove["delusion_rate"] <= 1 and 0 <= drove["delusion_rate_no_progress"] <= 1
+    started = json.loads((path / "metrics" / "round_start" / "r1.json").read_text())
+    assert started["start"] == 0 and started["returns"] == {"0": drove["return_mean"]}
     chose = json.loads((path / "metrics" / "select.json").read_text())
     last = chose["measured"]["1"]
     assert last["seed0"] == 32000 and last["episodes"] == 2
@@ -246,6 +252,7 @@ def test_push_then_fresh_clone_pull_needs_no_rerun(repo):
         ("augment.flip", False, {"flip_augment", "flip_augment_round@1"}),
         ("evolve.members", 1, {"evolve", "evolve_round@1"}),
         ("hybrid.popsize", 4, {"evolve", "evolve_round@1"}),
+        ("evolve.round_start", "last", {"round_start@1"}),  # agent 0 either way: C_1 stays
     ],
 )
 def test_a_param_change_flags_only_the_stages_that_read_it(repo, key, value, expected):
@@ -289,7 +296,7 @@ def exp_table(path: Path) -> list[dict]:
     import csv
     import io
 
-    keep = "Experiment|score_mean|score_std|delusion_rate$|dream.temperature"
+    keep = "Experiment|score_mean|score_std|delusion_rate$|dream.temperature|evaluate.noise"
     out = sh("dvc", "exp", "show", "--csv", "--keep", keep, "--drop", ".*", cwd=path)
     return list(csv.DictReader(io.StringIO(out[out.index("Experiment") :])))
 
@@ -339,13 +346,15 @@ def test_data_mix_ablation_is_one_exp_run_and_trains_on_random_driving_only(repo
 
 
 @pytest.mark.slow
-def test_hybrid_continues_cma_es_in_the_real_env_and_says_so(repo):
-    """hybrid.real_generations > 0: real-env generations after the dream's, marked as such."""
+def test_real_checks_and_hybrid_generations_show_in_the_evolve_curve(repo):
+    """evolve.real_check_every > 0: the best C so far drives real tracks during the dream's
+    generations (the tiny DAG leaves it off: each check starts a worker). hybrid.real_generations
+    > 0: real-env generations after the dream's, marked as such."""
     import yaml
 
     path, _ = repo
     raw = yaml.safe_load((path / "params.yaml").read_text())
-    raw["evolve"]["members"] = 1
+    raw["evolve"] |= {"members": 1, "real_check_every": 1}
     raw["hybrid"] |= {"real_generations": 2, "popsize": 3, "episodes": 1}
     (path / "tmp").mkdir(exist_ok=True)
     params = path / "tmp" / "hybrid.yaml"
@@ -359,8 +368,11 @@ def test_hybrid_continues_cma_es_in_the_real_env_and_says_so(repo):
     metrics = json.loads((path / "tmp" / "m.json").read_text())
     assert metrics["real_generations"] == 2 and math.isfinite(metrics["real_mean_last"])
     rows = (path / "tmp" / "c.tsv").read_text().splitlines()
-    env_col = rows[0].split("\t").index("env")
+    head = rows[0].split("\t")
+    env_col, check_col = head.index("env"), head.index("real_check")
     assert [r.split("\t")[env_col] for r in rows[1:]] == ["dream"] * 2 + ["real"] * 2
+    checks = [float(r.split("\t")[check_col]) for r in rows[1:3]]  # one per dream generation
+    assert all(math.isfinite(c) for c in checks)
     raw["evolve"]["members"] = 2  # an ensemble cannot be continued as one C
     params.write_text(yaml.safe_dump(raw))
     bad = subprocess.run(run, cwd=path, env=env, capture_output=True, text=True)
@@ -370,19 +382,21 @@ def test_hybrid_continues_cma_es_in_the_real_env_and_says_so(repo):
 
 
 @pytest.mark.slow
-def test_queued_temperature_sweep_runs_every_value(repo):
+def test_queued_sweep_runs_every_value(repo):
     path, _ = repo
     commit_all(path, "before sweep")
-    sh("dvc", "exp", "run", "--queue", "-S", "dream.temperature=0.75,1.0", cwd=path)
+    # evaluate.noise, which only evaluate reads: the queue is what is tested here, and a
+    # temperature (README's sweep) reruns the whole of C's training, as the exp run test does
+    sh("dvc", "exp", "run", "--queue", "-S", "evaluate.noise=0.1,0.3", cwd=path)
     sh("dvc", "queue", "start", "-j", "2", cwd=path, detached=True)  # both values at once
     deadline = time.monotonic() + 900
     while re.search(r"\b(Queued|Running)\b", sh("dvc", "queue", "status", cwd=path)):
         assert time.monotonic() < deadline, "queued experiments did not finish"
         time.sleep(2)
     assert "Failed" not in sh("dvc", "queue", "status", cwd=path)
-    rows = {float(r["dream.temperature"]): r for r in exp_table(path) if r["Experiment"]}
-    assert {0.75, 1.0} <= set(rows)
-    assert all(math.isfinite(float(rows[t]["score_mean"])) for t in (0.75, 1.0))
+    rows = {float(r["evaluate.noise"]): r for r in exp_table(path) if r["Experiment"]}
+    assert {0.1, 0.3} <= set(rows)
+    assert all(math.isfinite(float(rows[n]["score_mean"])) for n in (0.1, 0.3))
     assert "up to date" in sh("dvc", "status", cwd=path)  # the workspace is untouched
 
 

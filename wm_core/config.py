@@ -202,11 +202,13 @@ class EvolveConfig:
     members: int  # independent CMA-ES runs whose controllers are averaged (1 = Ha's single C)
     init: str  # 'random': Ha's fresh C; 'clone': C first fitted to the expert's labels (clone.py)
     round_init: str  # rounds >= 1: 'fresh' (as round 0) or 'prev' (from the previous round's C)
+    round_start: str  # with prev: 'last' (agent prev's C) or 'best' (best so far, round_start)
     clone_from: list[str]  # episode_policy label prefixes whose episodes are cloned
     clone_keyframe: float  # frame weight 1 + k |y_t - y_{t-1}|_1 / mean in the fit (0 = equal)
 
     INITS: ClassVar[tuple[str, ...]] = ("random", "clone")
     ROUND_INITS: ClassVar[tuple[str, ...]] = ("fresh", "prev")
+    ROUND_STARTS: ClassVar[tuple[str, ...]] = ("last", "best")
 
     def __post_init__(self):
         _check(self.init in self.INITS, "evolve.init", f"one of {', '.join(self.INITS)}")
@@ -214,6 +216,11 @@ class EvolveConfig:
             self.round_init in self.ROUND_INITS,
             "evolve.round_init",
             f"one of {', '.join(self.ROUND_INITS)}",
+        )
+        _check(
+            self.round_start in self.ROUND_STARTS,
+            "evolve.round_start",
+            f"one of {', '.join(self.ROUND_STARTS)}",
         )
         _check(
             self.init != "clone" or len(self.clone_from) > 0,
