@@ -28,13 +28,17 @@ from wm_core.metrics import write_json
 from wm_core.select import pick
 
 
-def read_key(path: Path, key: str):
+def read_key(path: Path, key: str, kind):
+    """``kind(json[key])``: ``float`` for a mean return, ``dict`` of floats for a record's."""
     try:
-        return json.loads(path.read_text())[key]
+        value = json.loads(path.read_text())[key]
+        if kind is dict:
+            return {str(k): float(v) for k, v in value.items()}
+        return kind(value)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: missing (did the stage that writes it run?)") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise RuntimeError(f"{path}: no {key!r} in it ({e!r}); rerun its stage") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise RuntimeError(f"{path}: no valid {key!r} in it ({e!r}); rerun its stage") from None
 
 
 def choose(rule: str, prev: str, returns: dict[str, float]) -> str:
@@ -44,10 +48,10 @@ def choose(rule: str, prev: str, returns: dict[str, float]) -> str:
 
 def start_round(rule: str, prev: str, ctrl: Path, ret: Path, before: Path, out_eqx: Path) -> dict:
     """Copy the chosen agent's C to ``out_eqx``; -> this round's record."""
-    returns = {str(k): float(v) for k, v in read_key(before, "returns").items()}
+    returns = read_key(before, "returns", dict)
     if prev in returns:
         raise RuntimeError(f"{before}: already holds agent {prev}; the chain of rounds loops")
-    returns[prev] = float(read_key(ret, "return_mean"))
+    returns[prev] = read_key(ret, "return_mean", float)
     start = choose(rule, prev, returns)
     # an earlier agent's C lies beside PREV's (models/r{k}/controller.eqx), upstream of it
     src = ctrl if start == prev else ctrl.parent.parent / f"r{start}" / ctrl.name

@@ -74,7 +74,8 @@ def test_last_is_ha_s_chain_and_a_tie_goes_to_the_later_round(tmp_path):
     "ret,match",
     [
         (None, r"r1\.json: missing"),
-        ({"episodes": 20}, r"r1\.json: no 'return_mean'"),
+        ({"episodes": 20}, r"r1\.json: no valid 'return_mean'"),
+        ({"return_mean": "fast"}, r"r1\.json: no valid 'return_mean'"),
         ({"return_mean": float("nan")}, r"non-finite mean return for agent\(s\) \['0'\]"),
     ],
 )
