@@ -11,8 +11,9 @@ generations (the default since session 17) there is no search: C is the clone, a
 still give its dream return. CMA-ES from the clone lowered its real score on every draw
 measured, while raising its dream return (RESULTS.md, sessions 16 and 17).
 
-In a round (K >= 1) with ``evolve.round_init: prev`` CMA-ES continues from ``--prev``, the
-previous round's C, as in Ha's iterative procedure; ``fresh`` starts as round 0 did. ``--init``
+In a round (K >= 1) with ``evolve.round_init: prev`` CMA-ES continues from ``--prev``: the C
+that round_start@K chose (``evolve.round_start``: the previous round's, as in Ha's iterative
+procedure, or the best so far); ``fresh`` starts as round 0 did. ``--init``
 always wins.
 
 With judges (``rnn.judges`` more Ms, from ``train_rnn --judges``) each C is dreamed
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("rnn")
     ap.add_argument("latents", nargs="+")
     ap.add_argument("--init", help="a controller for CMA-ES to start from (default: fresh)")
-    ap.add_argument("--prev", help="the previous round's C (the start with round_init: prev)")
+    ap.add_argument("--prev", help="round_start's choice of C (the start with round_init: prev)")
     ap.add_argument("--round", default="0")
     ap.add_argument("--vae", help="V, for the optional real-env checks (evolve.real_check_every)")
     ap.add_argument("--judges", help="more Ms that score C too (fitness: the worst M's mean)")

@@ -17,7 +17,6 @@ OUT.json carries the chain on. Only training tracks enter the choice.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
@@ -25,20 +24,7 @@ from stages.common import run_stage
 from wm_core.config import Params
 from wm_core.data import atomic_path
 from wm_core.metrics import write_json
-from wm_core.select import pick
-
-
-def read_key(path: Path, key: str, kind):
-    """``kind(json[key])``: ``float`` for a mean return, ``dict`` of floats for a record's."""
-    try:
-        value = json.loads(path.read_text())[key]
-        if kind is dict:
-            return {str(k): float(v) for k, v in value.items()}
-        return kind(value)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: missing (did the stage that writes it run?)") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-        raise RuntimeError(f"{path}: no valid {key!r} in it ({e!r}); rerun its stage") from None
+from wm_core.select import pick, read_key
 
 
 def choose(rule: str, prev: str, returns: dict[str, float]) -> str:

@@ -12,7 +12,6 @@ Held-out evaluation tracks are never used (wm_core/select.py).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from stages.collect import summary
@@ -21,20 +20,11 @@ from wm_core.config import Params
 from wm_core.evaluate import delusion_rates
 from wm_core.metrics import write_json
 from wm_core.rollout import run_episodes
-from wm_core.select import agent_paths, drivers, pick, select_seeds
-
-
-def driven_return(path: Path) -> float:
-    try:
-        return float(json.loads(path.read_text())["return_mean"])
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: missing (did its collect_onpolicy stage run?)") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise RuntimeError(f"{path}: no return_mean ({e!r})") from None
+from wm_core.select import agent_paths, drivers, pick, read_key, select_seeds
 
 
 def select(p: Params, models: Path, onpolicy: Path) -> dict:
-    returns = {a: driven_return(onpolicy / f"r{k}.json") for a, k in drivers(p).items()}
+    returns = {a: read_key(onpolicy / f"r{k}.json", "return_mean") for a, k in drivers(p).items()}
     o = p.collect.onpolicy
     measured = {}
     for a, seeds in select_seeds(p).items():

@@ -6,10 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.select import driven_return
 from wm_core.config import load_params
 from wm_core.errors import WMError
-from wm_core.select import agent_paths, final_round, pick, select_seeds, undriven
+from wm_core.select import agent_paths, final_round, pick, read_key, select_seeds, undriven
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,11 +65,11 @@ def test_final_round_reads_select_only_for_best(tmp_path):
 
 
 def test_a_missing_or_broken_round_metric_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"r3.json: missing \(did its collect_onpolicy"):
-        driven_return(tmp_path / "r3.json")
+    with pytest.raises(FileNotFoundError, match=r"r3.json: missing \(did the stage"):
+        read_key(tmp_path / "r3.json", "return_mean")
     (tmp_path / "r3.json").write_text(json.dumps({"episodes": 20}))
-    with pytest.raises(RuntimeError, match="r3.json: no return_mean"):
-        driven_return(tmp_path / "r3.json")
+    with pytest.raises(RuntimeError, match="r3.json: no valid 'return_mean'"):
+        read_key(tmp_path / "r3.json", "return_mean")
 
 
 def test_a_missing_model_of_the_agent_is_named(tmp_path):

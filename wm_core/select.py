@@ -50,6 +50,20 @@ def select_seeds(p: Params) -> dict[str, range]:
     return out
 
 
+def read_key(path: Path, key: str, kind=float):
+    """``kind(json[key])`` from a stage's metrics file: ``float`` for a mean return, ``dict``
+    for a record of them (values as floats). A missing file or key is one clear error."""
+    try:
+        value = json.loads(path.read_text())[key]
+        if kind is dict:
+            return {str(k): float(v) for k, v in value.items()}
+        return kind(value)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing (did the stage that writes it run?)") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise RuntimeError(f"{path}: no valid {key!r} in it ({e!r}); rerun its stage") from None
+
+
 def pick(returns: dict[str, float]) -> str:
     """The agent with the highest mean return; a tie goes to the later round (more data)."""
     if not returns:
