@@ -41,6 +41,7 @@ class PosteriorSamplePolicy(AgentPolicy):
         self.z_rng = np.random.default_rng([seed, 7])  # apart from the action noise's stream
 
     def encode_act(self, frame):
+        self.advance()  # M's step on the previous frame first: C reads the current h
         eps = self.z_rng.standard_normal(self.vae.mu_b.shape[-1]).astype(np.float32)
         return encode_act_sampled(
             self.vae, self.ctrl, jnp.asarray(frame), self.carry[0], jnp.asarray(eps), self.scale

@@ -69,12 +69,11 @@ def test_commit_holds_its_line_at_full_throttle_and_leaves_the_road(env):
     assert np.sum(plain["off_road"] & (plain["speed"] > 30)) == 0
 
 
-def test_agent_noise_perturbs_its_actions_the_same_way_on_the_same_seed(env, tmp_path):
-    """evaluate.noise / wm play --noise: Gaussian noise on C's actions, within the action box,
-    drawn from the episode's seed, so a replay (evaluate's videos) drives the same episode."""
+@pytest.fixture
+def tiny_world(tmp_path) -> list[str]:
+    """Paths of a small random V, M and C, as the pipeline saves them."""
     import jax
 
-    from wm_core.agent import AgentPolicy
     from wm_core.checkpoint import save_model
     from wm_core.controller import Controller
     from wm_core.mdrnn import MDNRNN
@@ -86,15 +85,44 @@ def test_agent_noise_perturbs_its_actions_the_same_way_on_the_same_seed(env, tmp
                {"z_dim": 8, "hidden": 16, "mixtures": 2})  # fmt: skip
     save_model(tmp_path / "c.eqx", Controller(8, 16, key=key), "controller",
                {"z_dim": 8, "hidden": 16})  # fmt: skip
-    paths = [str(tmp_path / f) for f in ("v.eqx", "m.eqx", "c.eqx")]
+    return [str(tmp_path / f) for f in ("v.eqx", "m.eqx", "c.eqx")]
+
+
+def test_agent_noise_perturbs_its_actions_the_same_way_on_the_same_seed(env, tiny_world):
+    """evaluate.noise / wm play --noise: Gaussian noise on C's actions, within the action box,
+    drawn from the episode's seed, so a replay (evaluate's videos) drives the same episode."""
+    from wm_core.agent import AgentPolicy
 
     def drive(noise):
-        return run_episode(env, AgentPolicy(*paths, noise=noise), seed=3, max_steps=40)["action"]
+        policy = AgentPolicy(*tiny_world, noise=noise)
+        return run_episode(env, policy, seed=3, max_steps=40)["action"]
 
     plain, noisy = drive(0.0), drive(0.3)
     assert np.all(noisy >= LOW) and np.all(noisy <= HIGH)
     assert np.abs(noisy - plain).mean() > 0.05
     np.testing.assert_array_equal(drive(0.3), noisy)
+
+
+def test_the_agents_one_call_per_frame_drives_as_two_calls_bit_for_bit(env, tiny_world):
+    """AgentPolicy runs M's step for frame t with V and C on frame t + 1 in one jitted call; the
+    textbook order (V and C, then M, two calls per frame) gives the same actions and reward
+    predictions, bit for bit, and one prediction per executed action."""
+    import jax.numpy as jnp
+
+    from wm_core.agent import AgentPolicy, _encode_act
+
+    class TwoCalls(AgentPolicy):
+        def encode_act(self, frame):
+            self.advance()
+            return _encode_act(self.vae, self.ctrl, jnp.asarray(frame), self.carry[0])
+
+    one, two = (
+        run_episode(env, cls(*tiny_world, noise=0.2), seed=5, max_steps=60)
+        for cls in (AgentPolicy, TwoCalls)
+    )
+    assert len(one["pred_reward"]) == len(one["action"]) == 60
+    np.testing.assert_array_equal(one["action"], two["action"])
+    np.testing.assert_array_equal(one["pred_reward"], two["pred_reward"])
 
 
 def test_the_plain_expert_labels_every_frame_without_changing_the_drive(env):
