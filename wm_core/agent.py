@@ -3,7 +3,7 @@
 Used by collect_onpolicy (with exploration noise), evaluate and ``wm play``. z is the
 posterior mean of the frame (deterministic driving); M is fed the action actually executed.
 M's step for frame t runs in the same jitted call as V and C on frame t + 1: one dispatch per
-frame instead of two (the agent's per-frame cost was 2.25 ms in two calls, 1.54 ms in one;
+frame instead of two (~20 % less of the agent's own time per frame: bench/agent.py,
 BENCHMARKS.md), with the same values bit for bit (tests/test_env_policies.py).
 """
 
