@@ -1,6 +1,6 @@
 """Where a workload's time goes, by XLA op: the per-thunk trace of ``jax.profiler``, summed.
 
-    python bench/profile.py dream|rnn [--horizon 200] [--steps 5] [--top 15]
+    python bench/xla_profile.py dream|rnn [--horizon 200] [--steps 5] [--top 15]
 
 ``dream`` times the pipeline's ``make_population_returns`` (params.yaml's population x
 rollouts, ``--horizon`` steps, one call); ``rnn`` times ``--steps`` of M's train step as
