@@ -8,7 +8,7 @@ cost does not depend on them) over the same uint8 frames, one frame at a time as
 episode, each returning a NumPy action and M's reward prediction per frame:
 ``wm_core.agent.AgentPolicy`` (one jitted call per frame: M's step for the previous frame with V
 and C on the new one), the same with two calls per frame (V and C, then M: the agent before
-session 48), and a PyTorch agent of the same architecture under ``torch.no_grad`` with the JAX
+session 50), and a PyTorch agent of the same architecture under ``torch.no_grad`` with the JAX
 weights copied in (bench/torch_models.py), on one thread by default as a worker process drives
 (``--torch-threads``). The environment is not in the timing (bench/env.py times it). The median
 of ``repeats`` passes over the frames; the last line is one JSON object.
@@ -50,13 +50,13 @@ def main() -> None:
 
     k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
     vae, rnn, ctrl = VAE(32, key=k1), MDNRNN(32, 256, 5, key=k2), Controller(32, 256, key=k3)
-    tmp = Path(tempfile.mkdtemp())
-    paths = [str(tmp / f) for f in ("v.eqx", "m.eqx", "c.eqx")]
+    tmp = tempfile.TemporaryDirectory()  # the agents load their models from files, as in a stage
+    paths = [str(Path(tmp.name) / f) for f in ("v.eqx", "m.eqx", "c.eqx")]
     save_model(paths[0], vae, "vae", {"z_dim": 32})
     save_model(paths[1], rnn, "mdrnn", {"z_dim": 32, "hidden": 256, "mixtures": 5})
     save_model(paths[2], ctrl, "controller", {"z_dim": 32, "hidden": 256})
 
-    class TwoCalls(AgentPolicy):  # the agent before session 48: V and C, then M
+    class TwoCalls(AgentPolicy):  # the agent before session 50: V and C, then M
         def encode_act(self, frame):
             self.advance()
             return _encode_act(self.vae, self.ctrl, jnp.asarray(frame), self.carry[0])
@@ -101,6 +101,7 @@ def main() -> None:
         "two_calls": TwoCalls(*paths, noise=args.noise),
         "torch": TorchAgent(args.noise),
     }
+    tmp.cleanup()
 
     def drive(policy) -> tuple[np.ndarray, np.ndarray]:
         policy.reset(0, None)
