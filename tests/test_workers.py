@@ -10,7 +10,7 @@ import pytest
 
 from wm_core.config import EnvConfig
 from wm_core.rollout import run_episodes
-from wm_core.workers import WorkerError
+from wm_core.workers import WorkerError, run_jobs
 
 SEEDS = list(range(41, 53))  # enough work that no worker is ever idle when it is hit
 
@@ -61,3 +61,19 @@ def test_a_hung_or_dead_worker_names_its_seed_and_leaves_no_process(sig, timeout
         run_episodes(("random", 0.02), SEEDS, env, workers=2, desc="w")
     assert time.monotonic() - t0 < 90
     assert mp.active_children() == []  # every worker killed and reaped
+
+
+def _die_at_once(seed: int) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_killed_as_it_starts_an_episode_names_that_seed():
+    """The worker dies right after announcing its seed, before the queue's feeder thread has sent
+    the message: the seed is still named (the worker wrote it to shared memory first)."""
+    jobs = [(seed, (seed,)) for seed in (7, 8, 9)]
+    for _ in range(3):
+        with pytest.raises(
+            WorkerError, match=r"exit code -9\) while running the episode with seed \d"
+        ):
+            list(run_jobs(_die_at_once, jobs, workers=2, desc="w", timeout_s=30))
+    assert mp.active_children() == []

@@ -3,7 +3,10 @@
 ``concurrent.futures`` cannot say which task a dead worker was running, and its shutdown waits
 forever on a hung one (the classic silent hang of World Models reproductions). Here each worker
 announces the seed it starts, so the parent knows, at every moment, which seed each process is
-on and since when. An episode that runs past ``timeout_s``, a worker that dies (segfault, OOM
+on and since when. It also writes the seed to a shared integer before it starts: a queue
+message is sent by a feeder thread after ``put`` returns, so a worker killed just after
+announcing a seed can take the message with it (seen in CI), while the shared value is already
+written. An episode that runs past ``timeout_s``, a worker that dies (segfault, OOM
 kill, SIGKILL) and an exception inside an episode all end the run with one message naming the
 seed; every worker is then killed and reaped, so no process outlives the call.
 
@@ -34,9 +37,10 @@ class WorkerError(WMError):
     """An episode failed, hung, or took its worker process down."""
 
 
-def _worker(fn: Callable, tasks, results, outdir: str) -> None:
+def _worker(fn: Callable, tasks, results, outdir: str, current) -> None:
     while (task := tasks.get()) is not None:
         seed, args = task
+        current.value = seed  # before the episode, synchronously: read if this process dies
         results.put(("start", seed, mp.current_process().pid))
         try:
             out = os.path.join(outdir, f"{seed}.pkl")
@@ -44,6 +48,7 @@ def _worker(fn: Callable, tasks, results, outdir: str) -> None:
                 pickle.dump(fn(*args), f, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(out + ".part", out)  # named only once complete
             results.put(("done", seed, out))
+            current.value = -1
         except BaseException as e:  # reported to the parent, which owns the error message
             tb = traceback.format_exception_only(type(e), e)[-1].strip()
             results.put(("error", seed, tb[:1000]))  # short: one atomic pipe write
@@ -70,9 +75,10 @@ def run_jobs(
     n_procs = max(1, min(workers, len(jobs)))
     for _ in range(n_procs):
         tasks.put(None)
+    currents = [ctx.Value("q", -1, lock=False) for _ in range(n_procs)]  # each one's seed
     procs = [
-        ctx.Process(target=_worker, args=(fn, tasks, results, outdir), daemon=True)
-        for _ in range(n_procs)
+        ctx.Process(target=_worker, args=(fn, tasks, results, outdir, cur), daemon=True)
+        for cur in currents
     ]
     for p in procs:
         p.start()
@@ -83,9 +89,9 @@ def run_jobs(
             try:
                 kind, seed, payload = results.get(timeout=poll_s)
             except queue.Empty:
-                _check_workers(procs, running, left, desc, timeout_s)
+                _check_workers(procs, currents, running, left, desc, timeout_s)
                 continue
-            _check_workers(procs, running, left, desc, timeout_s, idle=False)
+            _check_workers(procs, currents, running, left, desc, timeout_s, idle=False)
             if kind == "start":
                 running[payload] = (seed, time.monotonic())
             elif kind == "error":
@@ -108,7 +114,9 @@ def run_jobs(
         shutil.rmtree(outdir, ignore_errors=True)
 
 
-def _check_workers(procs, running, left, desc: str, timeout_s: float, idle: bool = True) -> None:
+def _check_workers(
+    procs, currents, running, left, desc: str, timeout_s: float, idle: bool = True
+) -> None:
     now = time.monotonic()
     for seed, t0 in running.values():
         if now - t0 > timeout_s:
@@ -116,9 +124,9 @@ def _check_workers(procs, running, left, desc: str, timeout_s: float, idle: bool
                 f"{desc}: episode with seed {seed} did not finish within {timeout_s:.0f} s "
                 "(worker hung); all workers stopped"
             )
-    for p in procs:
+    for p, current in zip(procs, currents):
         if not p.is_alive() and p.exitcode != 0:
-            seed = running.get(p.pid, (None,))[0]
+            seed = current.value if current.value >= 0 else running.get(p.pid, (None,))[0]
             what = f"seed {seed}" if seed is not None else f"one of seeds {sorted(left)[:5]}"
             raise WorkerError(
                 f"{desc}: worker process died (exit code {p.exitcode}) while running the "
