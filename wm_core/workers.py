@@ -3,7 +3,7 @@
 ``concurrent.futures`` cannot say which task a dead worker was running, and its shutdown waits
 forever on a hung one (the classic silent hang of World Models reproductions). Here each worker
 announces the seed it starts, so the parent knows, at every moment, which seed each process is
-on and since when. It also writes the seed to a shared integer before it starts: a queue
+on and since when. It also writes the job's index to a shared integer before it starts: a queue
 message is sent by a feeder thread after ``put`` returns, so a worker killed just after
 announcing a seed can take the message with it (seen in CI), while the shared value is already
 written. An episode that runs past ``timeout_s``, a worker that dies (segfault, OOM
@@ -39,8 +39,8 @@ class WorkerError(WMError):
 
 def _worker(fn: Callable, tasks, results, outdir: str, current) -> None:
     while (task := tasks.get()) is not None:
-        seed, args = task
-        current.value = seed  # before the episode, synchronously: read if this process dies
+        index, (seed, args) = task
+        current.value = index  # before the episode, synchronously: read if this process dies
         results.put(("start", seed, mp.current_process().pid))
         try:
             out = os.path.join(outdir, f"{seed}.pkl")
@@ -70,12 +70,12 @@ def run_jobs(
     ctx = mp.get_context("spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
     outdir = tempfile.mkdtemp(prefix="wm-jobs-")
-    for job in jobs:
-        tasks.put(job)
+    for index, job in enumerate(jobs):
+        tasks.put((index, job))
     n_procs = max(1, min(workers, len(jobs)))
     for _ in range(n_procs):
         tasks.put(None)
-    currents = [ctx.Value("q", -1, lock=False) for _ in range(n_procs)]  # each one's seed
+    currents = [ctx.Value("q", -1, lock=False) for _ in range(n_procs)]  # each one's job index
     procs = [
         ctx.Process(target=_worker, args=(fn, tasks, results, outdir, cur), daemon=True)
         for cur in currents
@@ -89,9 +89,9 @@ def run_jobs(
             try:
                 kind, seed, payload = results.get(timeout=poll_s)
             except queue.Empty:
-                _check_workers(procs, currents, running, left, desc, timeout_s)
+                _check_workers(procs, currents, jobs, running, left, desc, timeout_s)
                 continue
-            _check_workers(procs, currents, running, left, desc, timeout_s, idle=False)
+            _check_workers(procs, currents, jobs, running, left, desc, timeout_s, idle=False)
             if kind == "start":
                 running[payload] = (seed, time.monotonic())
             elif kind == "error":
@@ -115,7 +115,7 @@ def run_jobs(
 
 
 def _check_workers(
-    procs, currents, running, left, desc: str, timeout_s: float, idle: bool = True
+    procs, currents, jobs, running, left, desc: str, timeout_s: float, idle: bool = True
 ) -> None:
     now = time.monotonic()
     for seed, t0 in running.values():
@@ -126,7 +126,8 @@ def _check_workers(
             )
     for p, current in zip(procs, currents):
         if not p.is_alive() and p.exitcode != 0:
-            seed = current.value if current.value >= 0 else running.get(p.pid, (None,))[0]
+            i = current.value
+            seed = jobs[i][0] if i >= 0 else running.get(p.pid, (None,))[0]
             what = f"seed {seed}" if seed is not None else f"one of seeds {sorted(left)[:5]}"
             raise WorkerError(
                 f"{desc}: worker process died (exit code {p.exitcode}) while running the "
