@@ -2,6 +2,7 @@
 
 import multiprocessing as mp
 import os
+import re
 import signal
 import threading
 import time
@@ -76,4 +77,37 @@ def test_a_worker_killed_as_it_starts_an_episode_names_that_seed():
             WorkerError, match=r"exit code -9\) while running the episode with seed \d"
         ):
             list(run_jobs(_die_at_once, jobs, workers=2, desc="w", timeout_s=30))
+    assert mp.active_children() == []
+
+
+def _stop_at_once(seed: int) -> None:
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def test_a_worker_stopped_as_it_starts_an_episode_is_timed_out_naming_that_seed():
+    """Workers stop (SIGSTOP) as soon as they take a job: the watchdog times each worker's shared
+    slot, so the run ends in bounded time naming the seed. (Before, it timed the queue's "start"
+    messages, which a worker stopped before its feeder thread sent one would never deliver: a
+    hang. That race is not reproducible on demand; the old code passed this test here.)"""
+    jobs = [(seed, (seed,)) for seed in (7, 8, 9)]
+    outcome: list[BaseException] = []
+
+    def go():
+        try:
+            list(run_jobs(_stop_at_once, jobs, workers=2, desc="w", timeout_s=2, poll_s=0.1))
+        except BaseException as e:
+            outcome.append(e)
+
+    for _ in range(3):
+        outcome.clear()
+        t = threading.Thread(target=go, daemon=True)
+        t.start()
+        t.join(60)
+        hung = t.is_alive()
+        for child in mp.active_children():  # a hang leaves stopped workers: end them here
+            child.kill()
+            child.join()
+        assert not hung, "run_jobs hung on a stopped worker"
+        assert len(outcome) == 1 and isinstance(outcome[0], WorkerError)
+        assert re.search(r"episode with seed \d did not finish within 2 s", str(outcome[0]))
     assert mp.active_children() == []
