@@ -211,3 +211,38 @@ def test_joint_mixture_trains_and_round_trips(tmp_path, key):
     assert header["hparams"]["joint"] is True and eqx.tree_equal(model, back)
     factored = MDNRNN(4, 16, 3, key=key)
     assert "joint" not in factored.hparams  # factored checkpoints keep their old header
+
+
+def _mdn_logprob_autodiff(logits, mu, log_sigma, z_next):
+    """The textbook log-likelihood, for autodiff: what mdn_logprob's closed-form gradient
+    must match."""
+    log_n = jax.scipy.stats.norm.logpdf(z_next[:, None], mu, jnp.exp(log_sigma))
+    log_n = log_n.reshape(logits.shape[0], -1, log_n.shape[-1]).sum(1)
+    return jax.nn.logsumexp(jax.nn.log_softmax(logits) + log_n, axis=-1).sum() / mu.shape[0]
+
+
+def test_mdn_logprob_gradient_matches_autodiff_of_the_textbook_form(key):
+    """mdn_logprob's hand-written gradient (logits, mu, log_sigma, z) equals autodiff of the
+    plain formula, factored and joint, with components near and far from z_next."""
+    weights = jnp.linspace(-1.0, 2.0, 32)  # a cotangent that is not all ones
+
+    def total(f):
+        return lambda *a: (jax.vmap(f)(*a) * weights).sum()
+
+    for groups in (6, 1):
+        k = jax.random.split(jax.random.fold_in(key, groups), 4)
+        logits = 2.0 * jax.random.normal(k[0], (32, groups, 5))
+        mu = 1.5 * jax.random.normal(k[1], (32, 6, 5))
+        log_sigma = jax.random.uniform(k[2], (32, 6, 5), minval=-3.0, maxval=1.0)
+        z = 2.0 * jax.random.normal(k[3], (32, 6))
+        got = jax.grad(total(mdn_logprob), argnums=(0, 1, 2, 3))(logits, mu, log_sigma, z)
+        want = jax.grad(total(_mdn_logprob_autodiff), argnums=(0, 1, 2, 3))(
+            logits, mu, log_sigma, z
+        )
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-6)
+        value = jax.vmap(mdn_logprob)(logits, mu, log_sigma, z)
+        np.testing.assert_allclose(
+            value, jax.vmap(_mdn_logprob_autodiff)(logits, mu, log_sigma, z), rtol=1e-5, atol=1e-6
+        )

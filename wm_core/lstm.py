@@ -2,12 +2,13 @@
 
 Autodiff of a ``lax.scan`` over ``eqx.nn.LSTMCell`` does, at every one of the T steps, the
 small matmuls of the weight gradients (dW += h_t^T dgates_t) and adds them into a carried
-accumulator. Here the reverse scan does only what is truly sequential (dh, dc through the
-recurrence) and stacks the gate gradients; the weight gradients, the bias gradient and the
-input gradient are then one large matmul each over all T * B rows, and the input projection
-of the forward pass is one matmul before the scan. The function is the textbook LSTM,
-``eqx.nn.LSTMCell`` stepped from a zero state (gate order i, f, g, o, one bias), up to float
-rounding; tests/test_lstm.py checks values and gradients against autodiff of that cell.
+accumulator. Here the reverse loop does only what is truly sequential (dh, dc through the
+recurrence) and writes the gate gradients over the saved gate factors; the weight gradients,
+the bias gradient and the input gradient are then one large matmul each over all T * B rows,
+and the input projection of the forward pass is one matmul before the loop. The function is
+the textbook LSTM, ``eqx.nn.LSTMCell`` stepped from a zero state (gate order i, f, g, o, one
+bias), up to float rounding; tests/test_lstm.py checks values and gradients against autodiff
+of that cell.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from jaxtyping import Array, Float
 
 from wm_core.matmul import weight_grad
 
-# Steps per loop iteration of both scans. XLA:CPU pays some fixed cost per while-loop
+# Steps per loop iteration of both loops. XLA:CPU pays some fixed cost per while-loop
 # iteration on top of a ~200 us step (not broken down further; the gain below is what was
 # measured); 4 steps per iteration took the LSTM's forward + backward from ~186 to ~166 ms
 # (B 32, T 200, H 256; median of 7-9 rounds, session 25). Same arithmetic: M trained without
@@ -57,18 +58,24 @@ def _cell(gates: Float[Array, "B G"], c: Float[Array, "B H"]):
 
 
 def _forward(w_ih, w_hh, bias, xs, h_mask):
-    _, b, _ = xs.shape
+    t_len, b, _ = xs.shape
     hidden = w_hh.shape[1]
-    x_proj = xs @ w_ih.T + bias  # (T, B, G): every step's input projection in one matmul
-
-    def step(carry, xp):
-        h, c = carry
-        hm = h if h_mask is None else h * h_mask
-        h, c_new, tc, acts = _cell(xp + hm @ w_hh.T, c)
-        return (h, c_new), (h, c_new, tc, acts)
-
+    # Every step's input projection in one matmul, into a buffer that the loop then overwrites,
+    # step by step, with the gate activations the backward pass needs: a scan would stack them
+    # in a fresh (T, B, 4H) buffer, zero-filled first (~5 ms of a ~170 ms train step, B 32,
+    # T 200, H 256, XLA:CPU; session 51), and the bias would be a separate (T, B, 4H) pass.
+    acts = xs @ w_ih.T
     zeros = jnp.zeros((b, hidden), xs.dtype)
-    _, (hs, cs, tcs, acts) = jax.lax.scan(step, (zeros, zeros), x_proj, unroll=_UNROLL)
+    stacked = jnp.zeros((t_len, b, hidden), xs.dtype)
+
+    def step(t, carry):
+        h, c, acts, hs, cs, tcs = carry
+        hm = h if h_mask is None else h * h_mask
+        h, c, tc, a = _cell(acts[t] + bias + hm @ w_hh.T, c)
+        return h, c, acts.at[t].set(a), hs.at[t].set(h), cs.at[t].set(c), tcs.at[t].set(tc)
+
+    init = (zeros, zeros, acts, stacked, stacked, stacked)
+    _, _, acts, hs, cs, tcs = jax.lax.fori_loop(0, t_len, step, init, unroll=_UNROLL)
     return hs, (w_ih, w_hh, xs, h_mask, hs, cs, tcs, acts)
 
 
@@ -91,20 +98,21 @@ def _lstm_bwd(res, d_hs: Float[Array, "T B H"]):
     dh_to_dc = o * (1.0 - tcs**2)
     f_next = jnp.concatenate([f[1:], zeros[None]])  # c_t reaches c_{t+1} through f_{t+1}
 
-    def step(carry, inputs):
-        dh_rec, dc_next = carry
-        dh_out, to_dc, f_n, loc = inputs
-        dh = dh_out + dh_rec
-        dc = dc_next * f_n + dh * to_dc
-        d_gates = jnp.concatenate([dc, dc, dc, dh], axis=-1) * loc
+    t_len = d_hs.shape[0]
+
+    def step(j, carry):
+        # reverse order; the gate gradients overwrite the local factors they were made from
+        # (no stacked outputs to zero-fill, no (T, B, 4H) pass after the loop)
+        t = t_len - 1 - j
+        dh_rec, dc_next, grads = carry
+        dh = d_hs[t] + dh_rec
+        dc = dc_next * f_next[t] + dh * dh_to_dc[t]
+        d_gates = jnp.concatenate([dc, dc, dc, dh], axis=-1) * grads[t]
         d_hm = d_gates @ w_hh  # gradient of the (masked) h_{t-1} that entered the matmul
         dh_prev = d_hm if h_mask is None else d_hm * h_mask
-        return (dh_prev, dc), (dh, dc)
+        return dh_prev, dc, grads.at[t].set(d_gates)
 
-    _, (dh, dc) = jax.lax.scan(
-        step, (zeros, zeros), (d_hs, dh_to_dc, f_next, local), reverse=True, unroll=_UNROLL
-    )
-    d_gates = jnp.concatenate([dc, dc, dc, dh], axis=-1) * local  # (T, B, G), as in the loop
+    _, _, d_gates = jax.lax.fori_loop(0, t_len, step, (zeros, zeros, local), unroll=_UNROLL)
     hm_prev = h_prev if h_mask is None else h_prev * h_mask
     t, b, g_dim = d_gates.shape
     flat = d_gates.reshape(t * b, g_dim)

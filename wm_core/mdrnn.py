@@ -87,13 +87,19 @@ class MDNRNN(eqx.Module):
         (..., z, K), r, done."""
         k, zk, lead = self.mixtures, self.z_dim * self.mixtures, out.shape[:-1]
         g = 1 if self.joint else self.z_dim
-        logits = out[..., : g * k].reshape(*lead, g, k)
-        mu, log_sigma = (
-            out[..., g * k + i * zk : g * k + (i + 1) * zk].reshape(*lead, self.z_dim, k)
-            for i in range(2)
+        # one split, not five slices: the gradient of slices is a padded copy of each added up
+        # (~10 ms of M's ~175 ms train step on XLA:CPU, session 51); a split's is one concat
+        logits, mu, log_sigma, r, d = jnp.split(
+            out, [g * k, g * k + zk, g * k + 2 * zk, out.shape[-1] - 1], -1
         )
-        log_sigma = jnp.clip(log_sigma, LOG_SIGMA_MIN, LOG_SIGMA_MAX)
-        return logits, mu, log_sigma, out[..., -2], out[..., -1]
+        log_sigma = jnp.clip(log_sigma.reshape(*lead, self.z_dim, k), LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+        return (
+            logits.reshape(*lead, g, k),
+            mu.reshape(*lead, self.z_dim, k),
+            log_sigma,
+            r[..., 0],
+            d[..., 0],
+        )
 
     def warm(self, z_seq: Float[Array, "W z"], a_seq: Float[Array, "W 3"], masks=None):
         """The (h, c) state after reading a real sequence from a zero state (a dream's warm-up)."""
@@ -149,6 +155,7 @@ def dropout_masks(rnn: MDNRNN, p: float, key: PRNGKeyArray):
     )
 
 
+@jax.custom_vjp
 def mdn_logprob(
     logits: Float[Array, "G K"],
     mu: Float[Array, "z K"],
@@ -159,16 +166,42 @@ def mdn_logprob(
 
     G = z: the per-dimension mixtures' log-likelihoods, averaged. G = 1: the joint mixture,
     log sum_k pi_k prod_d N(z_d; mu_dk, sigma_dk), over z.
+
+    Its gradient is written in closed form (``_mdn_logprob_bwd``): autodiff of log_softmax and
+    logsumexp over K = 5 put reductions over the innermost axis into the backward fusion, which
+    took ~12 ms of a ~190 ms train step on XLA:CPU (B 32, T 200; session 51).
     """
-    log_n = (
-        -0.5 * ((z_next[:, None] - mu) / jnp.exp(log_sigma)) ** 2
-        - log_sigma
-        - 0.5 * jnp.log(2 * jnp.pi)
-    )  # (z, K)
+    return _mdn_logprob_fwd(logits, mu, log_sigma, z_next)[0]
+
+
+def _mdn_logprob_fwd(logits, mu, log_sigma, z_next):
+    sigma = jnp.exp(log_sigma)
+    u = (z_next[:, None] - mu) / sigma  # (z, K): standardized residuals
+    log_n = -0.5 * u**2 - log_sigma - 0.5 * jnp.log(2 * jnp.pi)
     groups = logits.shape[0]
     log_n = log_n.reshape(groups, -1, log_n.shape[-1]).sum(1)  # (G, K): dims sharing weights
-    per_group = jax.nn.logsumexp(jax.nn.log_softmax(logits, axis=-1) + log_n, axis=-1)
-    return per_group.sum() / mu.shape[0]
+    log_pi = jax.nn.log_softmax(logits, axis=-1)
+    joint = log_pi + log_n
+    per_group = jax.nn.logsumexp(joint, axis=-1)  # (G,)
+    gamma = jnp.exp(joint - per_group[:, None])  # (G, K): each component's posterior weight
+    return per_group.sum() / mu.shape[0], (gamma, jnp.exp(log_pi), u, sigma)
+
+
+def _mdn_logprob_bwd(res, g):
+    """d log p = sum_k gamma_k [d log pi_k + d log N_k], with d log pi_k / d logits_j =
+    [j = k] - pi_j, d log N_k / d mu_k = u_k / sigma_k and d log N_k / d log sigma_k = u_k^2 - 1
+    (u the standardized residual, gamma the posterior weights, which sum to 1 per group)."""
+    gamma, pi, u, sigma = res
+    z_dim, k = u.shape
+    scale = g / z_dim
+    d_logits = scale * (gamma - pi)
+    w = scale * jnp.broadcast_to(gamma[:, None, :], (gamma.shape[0], z_dim // gamma.shape[0], k))
+    w = w.reshape(z_dim, k)  # each dimension's share of its group's weights
+    d_mu = w * u / sigma
+    return d_logits, d_mu, w * (u**2 - 1.0), -d_mu.sum(-1)
+
+
+mdn_logprob.defvjp(_mdn_logprob_fwd, _mdn_logprob_bwd)
 
 
 def asymmetric_sq_error(
