@@ -1,4 +1,4 @@
-"""CarRacing-v3 with the same pixels, faster: cull off-screen polygons in NumPy, cache the font.
+"""CarRacing-v3, the same pixels faster: cull off-screen polygons, fill the field, reuse surfaces.
 
 Stock ``_render_road`` rotates, zooms and clip-tests ~1,000 polygons (400 grass squares and the
 road tiles and kerbs) one vertex at a time in Python, to draw the few dozen that reach the
@@ -9,7 +9,13 @@ itself. Candidates are drawn in the stock order with the stock arguments, so a f
 same bytes as stock (tested frame by frame against ``gymnasium.make("CarRacing-v3")``); the
 margin only makes the cull conservative, never different.
 
-The score text's font is built once instead of every frame (same glyphs, same pixels).
+The playfield, one polygon drawn over the whole window on every frame, is a plain fill of its
+colour whenever it covers the window with a few pixels to spare (every frame after the first
+second's zoom-in, unless the car nears the playfield's edge): the scanline fill of a polygon
+that contains the window writes the colour to every pixel, and its anti-aliased edges lie off
+the surface. The two 1000x800 surfaces (the canvas and its vertical flip) are kept from frame
+to frame rather than allocated anew (a fresh one costs page faults on first touch), and the
+score text's font is built once (same glyphs, same pixels).
 """
 
 from __future__ import annotations
@@ -33,6 +39,17 @@ def _grass_polys() -> np.ndarray:
         ],
         dtype=np.float64,
     )
+
+
+def _covers_window(half: float, zoom: float, trans, angle: float) -> bool:
+    """Does the square [-half, half]^2, rotated, zoomed and translated as stock draws it, contain
+    the window grown by _PIXEL_SLACK pixels? The window's corners are mapped back to the world."""
+    c, s = np.cos(angle), np.sin(angle)
+    p = _PIXEL_SLACK
+    px = np.array([-p, cr.WINDOW_W + p, -p, cr.WINDOW_W + p]) - trans[0]
+    py = np.array([-p, -p, cr.WINDOW_H + p, cr.WINDOW_H + p]) - trans[1]
+    x, y = (px * c + py * s) / zoom, (-px * s + py * c) / zoom
+    return bool(np.all(np.abs(x) < half) and np.all(np.abs(y) < half))
 
 
 def _on_screen(polys: np.ndarray, zoom: float, trans, angle: float) -> np.ndarray:
@@ -64,6 +81,7 @@ class FastCarRacing(cr.CarRacing):
         self._road_src = None  # the road_poly list the cached arrays were built from
         self._road_groups: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._font = None
+        self._canvas = self._flipped = None  # the 1000x800 surfaces, reused frame after frame
 
     def _road_arrays(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """Road polygons grouped by vertex count -> (indices, vertices (N, V, 2)), per track."""
@@ -83,10 +101,16 @@ class FastCarRacing(cr.CarRacing):
 
     def _render_road(self, zoom, translation, angle):
         b = cr.PLAYFIELD
-        field = [(b, b), (b, -b), (-b, -b), (-b, b)]
-        self._draw_colored_polygon(
-            self.surf, field, self.bg_color, zoom, translation, angle, clip=False
-        )
+        if _covers_window(b, zoom, translation, angle):
+            # Through NumPy, not Surface.fill: SDL's fill uses streaming stores, which leave the
+            # canvas out of cache for the polygons and the flip that follow (slower than stock).
+            pygame.surfarray.pixels2d(self.surf)[...] = self.surf.map_rgb(self.bg_color)
+        else:
+            pygame.surfarray.pixels2d(self.surf)[...] = 0  # a fresh surface's black
+            field = [(b, b), (b, -b), (-b, -b), (-b, b)]
+            self._draw_colored_polygon(
+                self.surf, field, self.bg_color, zoom, translation, angle, clip=False
+            )
         for i in np.flatnonzero(_on_screen(self._GRASS, zoom, translation, angle)):
             poly = [tuple(p) for p in self._GRASS[i].tolist()]
             self._draw_colored_polygon(self.surf, poly, self.grass_color, zoom, translation, angle)
@@ -105,7 +129,10 @@ class FastCarRacing(cr.CarRacing):
         pygame.font.init()
         if self.clock is None:
             self.clock = pygame.time.Clock()
-        self.surf = pygame.Surface((cr.WINDOW_W, cr.WINDOW_H))
+        if self._canvas is None:
+            self._canvas = pygame.Surface((cr.WINDOW_W, cr.WINDOW_H))
+            self._flipped = pygame.Surface((cr.WINDOW_W, cr.WINDOW_H))
+        self.surf = self._canvas
         angle = -self.car.hull.angle
         zoom = 0.1 * cr.SCALE * max(1 - self.t, 0) + cr.ZOOM * cr.SCALE * min(self.t, 1)
         scroll_x = -(self.car.hull.position[0]) * zoom
@@ -114,7 +141,11 @@ class FastCarRacing(cr.CarRacing):
         trans = (cr.WINDOW_W / 2 + trans[0], cr.WINDOW_H / 4 + trans[1])
         self._render_road(zoom, trans, angle)
         self.car.draw(self.surf, zoom, trans, angle, False)
-        self.surf = pygame.transform.flip(self.surf, False, True)
+        # stock's transform.flip, into a surface kept from the last frame
+        flipped = pygame.surfarray.pixels2d(self._flipped)
+        flipped[...] = pygame.surfarray.pixels2d(self.surf)[:, ::-1]
+        del flipped  # unlock the surface before drawing on it
+        self.surf = self._flipped
         self._render_indicators(cr.WINDOW_W, cr.WINDOW_H)
         if self._font is None:
             self._font = pygame.font.Font(pygame.font.get_default_font(), 42)
