@@ -130,6 +130,23 @@ def test_dream_offroad_frac_is_the_probes_mean_per_step(key):
         assert abs(frac - expected) < 1e-4
 
 
+def test_dream_offroad_frac_is_what_the_charge_takes_from_the_same_dreams(key):
+    """One dream per start gives what a charge of 1 per unit of P(off road) takes from the
+    return of the same dreams (same keys), with a real probe and dreams the done head ends."""
+    rnn = MDNRNN(4, 8, 2, key=key)
+    ctrl = Controller(4, 8, key=jax.random.fold_in(key, 1))
+    data = make_episodes(lengths=(30, 20), z_dim=4, frames=False)
+    starts = sample_starts(data, 6, 3, np.random.default_rng(1), reset_frac=0.5)
+    probe = (jax.random.normal(jax.random.fold_in(key, 2), (4,)), jnp.array(0.3))
+    flat, _ = ravel_pytree(eqx.filter(ctrl, eqx.is_array))
+    plain = make_population_returns(ctrl, 1.25, 25, action_noise=0.1)
+    charged = make_population_returns(ctrl, 1.25, 25, offroad_penalty=1.0, action_noise=0.1)
+    taken = plain(rnn, flat[None], starts, key) - charged(rnn, flat[None], starts, key, probe)
+    frac = dream_offroad_frac(ctrl, rnn, starts, key, probe, 1.25, 25, action_noise=0.1)
+    assert 0.01 < frac < 0.99
+    np.testing.assert_allclose(frac, float(taken.mean()) / 25, rtol=1e-5)
+
+
 def test_memory_m_feeds_the_controller_while_the_other_m_dreams(key):
     """C reads ``memory``'s h; the world (z, reward, done) is ``rnn``'s alone."""
     rnn = never_done(MDNRNN(4, 8, 2, key=key))
