@@ -1,7 +1,10 @@
 """Run 26 vs run 25: which outputs changed, and are the changed model files equal past their header?"""
 # python3 plots/session52/check_run26.py OLD_DVC_LOCK DVC_CACHE_DIR  (in the repo root, after the run)
+import json
 import sys
-import json, yaml
+
+import yaml
+
 a = yaml.safe_load(open(sys.argv[1]))["stages"]
 b = yaml.safe_load(open("dvc.lock"))["stages"]
 def cache(md5): return f"{sys.argv[2]}/files/md5/{md5[:2]}/{md5[2:]}"

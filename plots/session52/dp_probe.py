@@ -1,12 +1,18 @@
 """Probe: M's loss gradient on B=32 in one call vs two B=16 calls from two Python threads."""
 # GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python plots/session52/dp_probe.py   (repo root; synthetic latents)
-import time, threading, statistics
-import stages  # huge pages + compile cache, as a stage
-import jax, jax.numpy as jnp, numpy as np, equinox as eqx
+import statistics
+import threading
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 from wm_core.config import load_params
 from wm_core.mdrnn import MDNRNN
-from wm_core.train import mdrnn_loss, sample_windows, SeqData
-from wm_core.data import read_dataset
+from wm_core.train import SeqData, mdrnn_loss, sample_windows
+
 cfg = load_params("params.yaml").rnn
 
 rng = np.random.default_rng(0)
